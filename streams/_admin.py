@@ -1,0 +1,80 @@
+"""Create and validate the catalog's topics, idempotently."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from streams._catalog import TopicSpec
+from streams._settings import BusSettings
+
+__all__ = ["TopicReport", "apply_topics"]
+
+
+@dataclass(frozen=True, slots=True)
+class TopicReport:
+    name: str
+    #: "created", "ok", or "mismatch"
+    status: str
+    partitions: int
+    detail: str = ""
+
+
+async def _describe(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for desc in await admin.describe_topics(names):
+        if desc.get("error_code", 0) == 0:
+            found[desc["topic"]] = len(desc.get("partitions", []))
+    return found
+
+
+async def apply_topics(settings: BusSettings, specs: list[TopicSpec], *, timeout_s: float = 30.0) -> list[TopicReport]:
+    """Create missing topics with their configs; report existing ones whose partition count is lower
+    than wanted (Kafka cannot shrink partitions, so more is accepted). Safe to run any number of times."""
+    admin = AIOKafkaAdminClient(**settings.kafka_kwargs(), client_id=f"{settings.client_id}-admin")
+    await asyncio.wait_for(admin.start(), timeout=timeout_s)
+    try:
+        existing = set(await admin.list_topics())
+        wanted = {s.name: s.partitions or settings.topic_partitions for s in specs}
+        missing = [s for s in specs if s.name not in existing]
+        created: set[str] = set()
+        if missing:
+            new = [
+                NewTopic(
+                    name=s.name,
+                    num_partitions=wanted[s.name],
+                    replication_factor=settings.replication_factor,
+                    topic_configs=s.configs(),
+                )
+                for s in missing
+            ]
+            try:
+                await admin.create_topics(new)
+                created = {s.name for s in missing}
+            except TopicAlreadyExistsError:
+                created = set()
+        actual: dict[str, int] = {}
+        for _ in range(50):
+            try:
+                actual = await _describe(admin, list(wanted))
+            except KafkaError:
+                actual = {}
+            if len(actual) == len(wanted):
+                break
+            await asyncio.sleep(0.1)
+        reports = []
+        for spec in specs:
+            have = actual.get(spec.name, 0)
+            want = wanted[spec.name]
+            if have == 0:
+                reports.append(TopicReport(spec.name, "mismatch", 0, "topic not visible after create"))
+            elif have < want:
+                reports.append(TopicReport(spec.name, "mismatch", have, f"has {have} partitions, want {want}"))
+            else:
+                reports.append(TopicReport(spec.name, "created" if spec.name in created else "ok", have))
+        return reports
+    finally:
+        await admin.close()

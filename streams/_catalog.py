@@ -1,0 +1,92 @@
+"""The topic catalog: the single source of truth for names, keys, partitions, retention and cleanup."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = [
+    "AUDIT",
+    "CATALOG",
+    "CONTROL_SCALING",
+    "DLQ",
+    "FL_MODELS",
+    "FL_ROUNDS",
+    "FL_UPDATES",
+    "KIOSK_IDENTITY",
+    "KIOSK_INFERENCE",
+    "KIOSK_TELEMETRY",
+    "TopicSpec",
+    "hospital_topic",
+    "topics_for",
+]
+
+_DAY_MS = 24 * 3600 * 1000
+_HOSPITAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TopicSpec:
+    name: str
+    key: str
+    content: str
+    cleanup: Literal["delete", "compact"] = "delete"
+    #: Milliseconds; -1 keeps forever.
+    retention_ms: int = 7 * _DAY_MS
+    #: ``None``: the settings' default partition count.
+    partitions: int | None = None
+
+    def configs(self) -> dict[str, str]:
+        cfg = {"cleanup.policy": self.cleanup}
+        if self.cleanup == "delete":
+            cfg["retention.ms"] = str(self.retention_ms)
+        return cfg
+
+
+KIOSK_IDENTITY = TopicSpec(name="kiosk.identity.v1", key="kiosk id", content="fused identity checks")
+KIOSK_INFERENCE = TopicSpec(name="kiosk.inference.v1", key="kiosk id", content="triage inference results")
+KIOSK_TELEMETRY = TopicSpec(
+    name="kiosk.telemetry.v1",
+    key="kiosk id",
+    content="load, latency, queue depth, heartbeats",
+    retention_ms=_DAY_MS,
+)
+FL_ROUNDS = TopicSpec(name="fl.rounds.v1", key="model name", content="round announcements", cleanup="compact")
+FL_UPDATES = TopicSpec(
+    name="fl.updates.v1",
+    key="round id + shard",
+    content="encrypted packed updates (chunked)",
+    retention_ms=3 * _DAY_MS,
+)
+FL_MODELS = TopicSpec(name="fl.models.v1", key="model name", content="global model versions", cleanup="compact")
+CONTROL_SCALING = TopicSpec(name="control.scaling.v1", key="target", content="scaling commands")
+AUDIT = TopicSpec(name="audit.v1", key="producer id", content="envelope headers + chain links", retention_ms=-1)
+DLQ = TopicSpec(name="dlq.v1", key="source topic", content="rejected messages with reasons", retention_ms=30 * _DAY_MS)
+
+CATALOG: tuple[TopicSpec, ...] = (
+    KIOSK_IDENTITY,
+    KIOSK_INFERENCE,
+    KIOSK_TELEMETRY,
+    FL_ROUNDS,
+    FL_UPDATES,
+    FL_MODELS,
+    CONTROL_SCALING,
+    AUDIT,
+    DLQ,
+)
+
+
+def hospital_topic(hospital_id: str) -> str:
+    """``hospital.<hospital_id>.events.v1``: what one hospital may see."""
+    if not _HOSPITAL.match(hospital_id):
+        raise ValueError(f"invalid hospital id {hospital_id!r}")
+    return f"hospital.{hospital_id}.events.v1"
+
+
+def topics_for(hospitals: list[str]) -> list[TopicSpec]:
+    """The fixed catalog plus one events topic per hospital."""
+    return [
+        *CATALOG,
+        *(TopicSpec(name=hospital_topic(h), key="kiosk id", content=f"events of hospital {h}") for h in hospitals),
+    ]

@@ -1,0 +1,85 @@
+"""Per-producer sequence and hash-chain checks: the dedupe every consumer does on (producer_id, seq)."""
+
+from __future__ import annotations
+
+import enum
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from schemas import MedicalRecord, RejectReason
+from streams._envelope import GENESIS_HASH
+from streams._errors import EnvelopeRejected
+
+__all__ = ["ChainTracker", "ChainVerdict"]
+
+
+class ChainVerdict(enum.Enum):
+    ACCEPT = "accept"
+    #: The same envelope again (at-least-once delivery): drop it quietly, count it.
+    DUPLICATE = "duplicate"
+
+
+@dataclass(slots=True)
+class _Producer:
+    last_seq: int
+    last_hash: bytes
+    recent: OrderedDict[int, bytes] = field(default_factory=OrderedDict)
+
+
+class ChainTracker:
+    """Tracks each producer's last accepted ``seq`` and envelope hash.
+
+    Rules, checked in order for an envelope with a valid signature:
+
+    * first envelope seen from a producer: accepted as the baseline (a consumer may start mid-stream);
+      ``seq == 1`` must chain from the genesis hash;
+    * ``seq <= last``: a byte-identical envelope seen recently is a DUPLICATE; anything else is
+      rejected as REPLAYED_SEQ (an old sequence number with different content);
+    * ``seq > last + 1``: rejected as SEQ_GAP (producers send in order, so a gap is a loss upstream);
+    * ``prev_hash`` must equal the hash of envelope ``last``: otherwise BROKEN_CHAIN.
+
+    ``check`` does not change state; ``accept`` records an envelope once the caller has taken it.
+    """
+
+    def __init__(self, window: int = 4096) -> None:
+        self._window = window
+        self._producers: dict[str, _Producer] = {}
+
+    def check(self, rec: MedicalRecord, digest: bytes) -> ChainVerdict:
+        ctx = {"producer_id": rec.producer_id, "seq": rec.seq}
+        st = self._producers.get(rec.producer_id)
+        if st is None:
+            if rec.seq == 1 and rec.prev_hash != GENESIS_HASH:
+                raise EnvelopeRejected(RejectReason.REJECT_REASON_BROKEN_CHAIN, "seq 1 must chain from genesis", **ctx)
+            return ChainVerdict.ACCEPT
+        if rec.seq <= st.last_seq:
+            if st.recent.get(rec.seq) == digest:
+                return ChainVerdict.DUPLICATE
+            raise EnvelopeRejected(
+                RejectReason.REJECT_REASON_REPLAYED_SEQ,
+                f"seq {rec.seq} <= last accepted {st.last_seq}",
+                **ctx,
+            )
+        if rec.seq > st.last_seq + 1:
+            raise EnvelopeRejected(
+                RejectReason.REJECT_REASON_SEQ_GAP, f"expected seq {st.last_seq + 1}, got {rec.seq}", **ctx
+            )
+        if rec.prev_hash != st.last_hash:
+            raise EnvelopeRejected(
+                RejectReason.REJECT_REASON_BROKEN_CHAIN, f"prev_hash does not match seq {st.last_seq}", **ctx
+            )
+        return ChainVerdict.ACCEPT
+
+    def accept(self, rec: MedicalRecord, digest: bytes) -> None:
+        st = self._producers.get(rec.producer_id)
+        if st is None:
+            st = self._producers[rec.producer_id] = _Producer(rec.seq, digest)
+        else:
+            st.last_seq, st.last_hash = rec.seq, digest
+        st.recent[rec.seq] = digest
+        if len(st.recent) > self._window:
+            st.recent.popitem(last=False)
+
+    def last_seq(self, producer_id: str) -> int:
+        st = self._producers.get(producer_id)
+        return st.last_seq if st else 0

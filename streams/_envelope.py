@@ -1,0 +1,228 @@
+"""The envelope: AES-256-GCM over the inner protobuf, ECDSA over header + ciphertext, a hash chain.
+
+The bytes that are signed and bound as associated data are a canonical encoding of the header
+(``header_bytes``), not the protobuf serialisation, so any implementation can recompute them exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+import time
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    Prehashed,
+    decode_dss_signature,
+    encode_dss_signature,
+)
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from google.protobuf.message import DecodeError, Message
+
+from schemas import Encryption, MedicalRecord, RejectReason, message_type
+from streams._errors import EnvelopeRejected
+from streams._keys import DataKey, Keyring, SigningKey
+
+__all__ = [
+    "GENESIS_HASH",
+    "ChainState",
+    "Opened",
+    "decode_payload",
+    "decrypt",
+    "envelope_hash",
+    "header_bytes",
+    "open_envelope",
+    "parse",
+    "seal",
+    "verify_signature",
+]
+
+GENESIS_HASH = bytes(32)
+_MAGIC = b"MKENV1\x00"
+_FIXED = struct.Struct(">qQiB")
+_NONCE = 12
+_ECDSA = ec.ECDSA(Prehashed(hashes.SHA256()))
+
+
+@dataclass(frozen=True, slots=True)
+class ChainState:
+    """Where a producer's chain stands: the last ``seq`` it used and the hash of that envelope."""
+
+    seq: int = 0
+    prev_hash: bytes = GENESIS_HASH
+
+
+def _field(data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + data
+
+
+def header_bytes(rec: MedicalRecord) -> bytes:
+    """Canonical encoding of every header field (everything but the data and the r/s of the signature)."""
+    return b"".join(
+        (
+            _MAGIC,
+            _FIXED.pack(rec.timestamp, rec.seq, rec.signature.v, rec.encryption),
+            _field(rec.hospital_id.encode()),
+            _field(rec.producer_id.encode()),
+            _field(rec.key_id.encode()),
+            _field(rec.schema.encode()),
+            _field(rec.prev_hash),
+        )
+    )
+
+
+def _signed_digest(header: bytes, data: bytes) -> bytes:
+    return hashlib.sha256(header + hashlib.sha256(data).digest()).digest()
+
+
+def envelope_hash(rec: MedicalRecord) -> bytes:
+    """SHA-256 identity of an envelope: what the next envelope's ``prev_hash`` must name."""
+    h = hashlib.sha256(header_bytes(rec))
+    h.update(hashlib.sha256(rec.encrypted_data).digest())
+    h.update(rec.signature.r)
+    h.update(rec.signature.s)
+    return h.digest()
+
+
+def seal(
+    message: Message,
+    *,
+    signing_key: SigningKey,
+    chain: ChainState,
+    hospital_id: str,
+    data_key: DataKey | None,
+    timestamp_ns: int | None = None,
+) -> tuple[MedicalRecord, ChainState]:
+    """Encrypt (when ``data_key`` is given), sign and chain ``message``; returns the envelope and the
+    producer's next chain state. Pure apart from the random nonce."""
+    rec = MedicalRecord(
+        hospital_id=hospital_id,
+        timestamp=time.time_ns() if timestamp_ns is None else timestamp_ns,
+        producer_id=signing_key.producer_id,
+        seq=chain.seq + 1,
+        key_id=data_key.key_id if data_key else "",
+        schema=message.DESCRIPTOR.full_name,
+        prev_hash=chain.prev_hash,
+        encryption=Encryption.ENCRYPTION_AES256_GCM if data_key else Encryption.ENCRYPTION_NONE,
+    )
+    rec.signature.v = signing_key.version
+    header = header_bytes(rec)
+    payload = message.SerializeToString(deterministic=True)
+    if data_key is not None:
+        nonce = os.urandom(_NONCE)
+        rec.encrypted_data = nonce + AESGCM(data_key.key).encrypt(nonce, payload, header)
+    else:
+        rec.encrypted_data = payload
+    der = signing_key.private_key.sign(_signed_digest(header, rec.encrypted_data), _ECDSA)
+    r, s = decode_dss_signature(der)
+    rec.signature.r = r.to_bytes(32, "big")
+    rec.signature.s = s.to_bytes(32, "big")
+    return rec, ChainState(rec.seq, envelope_hash(rec))
+
+
+def parse(raw: bytes) -> MedicalRecord:
+    """Parse wire bytes into an envelope, or reject it as malformed."""
+    rec = MedicalRecord()
+    try:
+        rec.ParseFromString(raw)
+    except DecodeError as exc:
+        raise EnvelopeRejected(RejectReason.REJECT_REASON_MALFORMED, f"not an envelope: {exc}") from None
+    if not rec.producer_id or rec.seq == 0 or len(rec.prev_hash) != 32 or not rec.schema:
+        raise EnvelopeRejected(
+            RejectReason.REJECT_REASON_MALFORMED,
+            "missing producer_id, seq, schema or 32-byte prev_hash",
+            producer_id=rec.producer_id,
+            seq=rec.seq,
+        )
+    if len(rec.signature.r) != 32 or len(rec.signature.s) != 32:
+        raise EnvelopeRejected(
+            RejectReason.REJECT_REASON_MALFORMED,
+            "signature r/s must be 32 bytes",
+            producer_id=rec.producer_id,
+            seq=rec.seq,
+        )
+    return rec
+
+
+def verify_signature(rec: MedicalRecord, keyring: Keyring) -> None:
+    """Check the producer is known, the key version exists, the signature holds and the producer
+    may speak for ``hospital_id``. Needs public keys only."""
+    ctx = {"producer_id": rec.producer_id, "seq": rec.seq}
+    info = keyring.producers.get(rec.producer_id)
+    if info is None:
+        raise EnvelopeRejected(RejectReason.REJECT_REASON_UNKNOWN_PRODUCER, rec.producer_id, **ctx)
+    public = keyring.public_keys.get((rec.producer_id, rec.signature.v))
+    if public is None:
+        raise EnvelopeRejected(
+            RejectReason.REJECT_REASON_UNKNOWN_SIGNING_KEY, f"{rec.producer_id} v{rec.signature.v}", **ctx
+        )
+    sig = encode_dss_signature(int.from_bytes(rec.signature.r, "big"), int.from_bytes(rec.signature.s, "big"))
+    try:
+        public.verify(sig, _signed_digest(header_bytes(rec), rec.encrypted_data), _ECDSA)
+    except InvalidSignature:
+        raise EnvelopeRejected(RejectReason.REJECT_REASON_BAD_SIGNATURE, "signature does not verify", **ctx) from None
+    if info.hospital_id and info.hospital_id != rec.hospital_id:
+        raise EnvelopeRejected(
+            RejectReason.REJECT_REASON_WRONG_HOSPITAL,
+            f"{rec.producer_id} belongs to {info.hospital_id}, envelope says {rec.hospital_id}",
+            **ctx,
+        )
+    if rec.encryption == Encryption.ENCRYPTION_AES256_GCM:
+        if not rec.key_id.startswith(f"{rec.hospital_id}/"):
+            raise EnvelopeRejected(
+                RejectReason.REJECT_REASON_WRONG_HOSPITAL,
+                f"data key {rec.key_id} is not a key of {rec.hospital_id}",
+                **ctx,
+            )
+    elif rec.encryption != Encryption.ENCRYPTION_NONE:
+        raise EnvelopeRejected(RejectReason.REJECT_REASON_MALFORMED, "unknown encryption", **ctx)
+
+
+def decrypt(rec: MedicalRecord, keyring: Keyring) -> bytes:
+    """The inner payload bytes; AES-GCM checks they and the header are exactly what was sealed."""
+    if rec.encryption == Encryption.ENCRYPTION_NONE:
+        return rec.encrypted_data
+    ctx = {"producer_id": rec.producer_id, "seq": rec.seq}
+    key = keyring.data_key(rec.key_id)
+    if key is None:
+        raise EnvelopeRejected(RejectReason.REJECT_REASON_UNKNOWN_DATA_KEY, rec.key_id, **ctx)
+    data = rec.encrypted_data
+    if len(data) < _NONCE + 16:
+        raise EnvelopeRejected(RejectReason.REJECT_REASON_DECRYPT_FAILED, "ciphertext too short", **ctx)
+    try:
+        return AESGCM(key.key).decrypt(data[:_NONCE], data[_NONCE:], header_bytes(rec))
+    except InvalidTag:
+        raise EnvelopeRejected(
+            RejectReason.REJECT_REASON_DECRYPT_FAILED, "authentication tag mismatch", **ctx
+        ) from None
+
+
+def decode_payload(rec: MedicalRecord, payload: bytes) -> Message:
+    """Decode the inner protobuf named by the envelope's ``schema``."""
+    ctx = {"producer_id": rec.producer_id, "seq": rec.seq}
+    cls = message_type(rec.schema)
+    if cls is None:
+        raise EnvelopeRejected(RejectReason.REJECT_REASON_UNKNOWN_SCHEMA, rec.schema, **ctx)
+    msg = cls()
+    try:
+        msg.ParseFromString(payload)
+    except DecodeError as exc:
+        raise EnvelopeRejected(RejectReason.REJECT_REASON_DECODE_FAILED, str(exc), **ctx) from None
+    return msg
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    envelope: MedicalRecord
+    message: Message
+
+
+def open_envelope(raw: bytes, keyring: Keyring) -> Opened:
+    """Parse, verify, decrypt and decode in one call (no chain check: see ``ChainTracker``)."""
+    rec = parse(raw)
+    verify_signature(rec, keyring)
+    return Opened(rec, decode_payload(rec, decrypt(rec, keyring)))

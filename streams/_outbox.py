@@ -1,0 +1,154 @@
+"""A durable outbox: an event is acknowledged locally only once it is on disk, and deleted only after
+the broker acknowledged it. Sealing happens inside the same transaction that stores the event and the
+producer's chain state, so a crash can neither reuse a sequence number nor skip one."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from google.protobuf.message import Message
+
+from streams._envelope import ChainState, seal
+from streams._keys import DataKey, SigningKey
+
+__all__ = ["Outbox", "OutboxRow", "SealRequest"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    key BLOB,
+    value BLOB NOT NULL,
+    created_ns INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chain (
+    producer_id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    prev_hash BLOB NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class SealRequest:
+    """One event to seal and store: ``message`` goes to ``topic`` under ``key``."""
+
+    topic: str
+    key: bytes
+    message: Message
+    hospital_id: str
+    data_key: DataKey | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    topic: str
+    key: bytes | None
+    value: bytes
+    created_ns: int
+
+
+class Outbox:
+    """SQLite-backed (WAL, ``synchronous=FULL``) queue of sealed envelopes and pre-sealed messages.
+
+    Thread-safe: callers on an event loop use ``asyncio.to_thread`` for writes so an fsync never
+    stalls the loop.
+    """
+
+    def __init__(self, path: Path, *, signing_key: SigningKey | None = None) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._signing_key = signing_key
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        self._chain = self._load_chain()
+        self._closed = False
+
+    def _load_chain(self) -> ChainState:
+        if self._signing_key is None:
+            return ChainState()
+        row = self._db.execute(
+            "SELECT seq, prev_hash FROM chain WHERE producer_id = ?", (self._signing_key.producer_id,)
+        ).fetchone()
+        return ChainState(row[0], bytes(row[1])) if row else ChainState()
+
+    @property
+    def chain(self) -> ChainState:
+        """The producer's chain position: ``seq`` is the last sequence number sealed."""
+        return self._chain
+
+    def put(self, requests: Sequence[SealRequest] = (), raw: Sequence[tuple[str, bytes, bytes]] = ()) -> list[int]:
+        """Seal ``requests`` and store them plus ``raw`` (topic, key, value) messages, durably and
+        atomically; returns the sequence numbers assigned to ``requests``."""
+        if requests and self._signing_key is None:
+            raise RuntimeError("this outbox has no signing key: it can only carry pre-sealed messages")
+        now = time.time_ns()
+        with self._lock:
+            chain = self._chain
+            rows: list[tuple[str, bytes, bytes, int]] = []
+            seqs: list[int] = []
+            for req in requests:
+                assert self._signing_key is not None
+                rec, chain = seal(
+                    req.message,
+                    signing_key=self._signing_key,
+                    chain=chain,
+                    hospital_id=req.hospital_id,
+                    data_key=req.data_key,
+                    timestamp_ns=now,
+                )
+                rows.append((req.topic, req.key, rec.SerializeToString(), now))
+                seqs.append(rec.seq)
+            rows.extend((topic, key, value, now) for topic, key, value in raw)
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany("INSERT INTO outbox (topic, key, value, created_ns) VALUES (?, ?, ?, ?)", rows)
+                if requests:
+                    assert self._signing_key is not None
+                    self._db.execute(
+                        "INSERT INTO chain (producer_id, seq, prev_hash) VALUES (?, ?, ?) "
+                        "ON CONFLICT(producer_id) DO UPDATE SET seq = excluded.seq, prev_hash = excluded.prev_hash",
+                        (self._signing_key.producer_id, chain.seq, chain.prev_hash),
+                    )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._chain = chain
+            return seqs
+
+    def pending(self, limit: int = 500) -> list[OutboxRow]:
+        """The oldest unsent messages, in the order they were stored."""
+        with self._lock:
+            cur = self._db.execute("SELECT id, topic, key, value, created_ns FROM outbox ORDER BY id LIMIT ?", (limit,))
+            return [OutboxRow(r[0], r[1], r[2], r[3], r[4]) for r in cur.fetchall()]
+
+    def ack(self, ids: Sequence[int]) -> None:
+        """Delete messages the broker acknowledged."""
+        if not ids:
+            return
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+            self._db.execute("COMMIT")
+
+    def depth(self) -> tuple[int, float]:
+        """(number of unsent messages, age in seconds of the oldest)."""
+        with self._lock:
+            count, oldest = self._db.execute("SELECT COUNT(*), MIN(created_ns) FROM outbox").fetchone()
+        return int(count), (time.time_ns() - oldest) / 1e9 if oldest else 0.0
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._db.close()

@@ -1,0 +1,156 @@
+"""Ships an outbox to the broker: in order, acknowledged prefix only, retrying through outages."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from streams._metrics import BusMetrics
+from streams._outbox import Outbox
+from streams._settings import BusSettings
+from streams._tasks import supervise
+
+__all__ = ["OutboxSender", "make_producer"]
+
+log = logging.getLogger(__name__)
+
+
+def make_producer(settings: BusSettings, **overrides: Any) -> AIOKafkaProducer:
+    """An aiokafka producer with acks=all and batches big enough for a whole outbox batch."""
+    kwargs: dict[str, Any] = {
+        **settings.kafka_kwargs(),
+        "client_id": settings.client_id,
+        "acks": "all",
+        "linger_ms": 2,
+        "max_batch_size": 1024 * 1024,
+        "max_request_size": 4 * 1024 * 1024,
+        **overrides,
+    }
+    return AIOKafkaProducer(**kwargs)
+
+
+class OutboxSender:
+    """Background task that drains an ``Outbox`` into Kafka.
+
+    It sends a batch, waits for every acknowledgement, and deletes only the acknowledged prefix, so
+    a message is never deleted before the broker has it and later messages never overtake an earlier
+    one that failed (consumers check per-producer sequence). During an outage it backs off and
+    retries; messages wait on disk.
+    """
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        settings: BusSettings,
+        metrics: BusMetrics,
+        *,
+        batch: int = 256,
+        idle_s: float = 0.01,
+        max_backoff_s: float = 2.0,
+        send_timeout_s: float = 15.0,
+    ) -> None:
+        self._outbox = outbox
+        self._settings = settings
+        self._metrics = metrics
+        self._batch = batch
+        self._idle_s = idle_s
+        self._max_backoff_s = max_backoff_s
+        self._send_timeout_s = send_timeout_s
+        self._producer: AIOKafkaProducer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self.sent = 0
+        self.failures = 0
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = supervise(asyncio.create_task(self._run(), name="outbox-sender"))
+
+    def notify(self) -> None:
+        """Wake the sender now (new events were stored)."""
+        self._wake.set()
+
+    async def _ensure_producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = make_producer(self._settings)
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()
+                raise
+            self._producer = producer
+        return self._producer
+
+    async def _drop_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+
+    async def flush_once(self) -> int:
+        """Send one batch; returns how many messages were acknowledged (raises on failure)."""
+        rows = await asyncio.to_thread(self._outbox.pending, self._batch)
+        depth, age = await asyncio.to_thread(self._outbox.depth)
+        self._metrics.outbox(depth, age)
+        if not rows:
+            return 0
+        producer = await self._ensure_producer()
+        futures = [await producer.send(r.topic, r.value, key=r.key) for r in rows]
+        results = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), timeout=self._send_timeout_s)
+        acked: list[int] = []
+        first_error: BaseException | None = None
+        for row, result in zip(rows, results, strict=True):
+            if isinstance(result, BaseException):
+                first_error = result
+                break
+            acked.append(row.id)
+        await asyncio.to_thread(self._outbox.ack, acked)
+        for row in rows[: len(acked)]:
+            self._metrics.event_out(row.topic)
+        self.sent += len(acked)
+        if first_error is not None:
+            raise first_error
+        return len(acked)
+
+    async def _run(self) -> None:
+        backoff = 0.05
+        while True:
+            try:
+                n = await self.flush_once()
+                backoff = 0.05
+            except (KafkaError, TimeoutError, OSError) as exc:
+                self.failures += 1
+                log.warning("outbox send failed (%s); retrying in %.2fs", type(exc).__name__, backoff)
+                await self._drop_producer()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff_s)
+                continue
+            if n == 0:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=max(self._idle_s, 0.05))
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Wait until the outbox is empty (True) or ``timeout_s`` passes (False)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while loop.time() < deadline:
+            depth, _ = await asyncio.to_thread(self._outbox.depth)
+            if depth == 0:
+                return True
+            self.notify()
+            await asyncio.sleep(0.05)
+        return False
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._drop_producer()
