@@ -19,7 +19,7 @@ from streams._catalog import (
 )
 from streams._chain import ChainTracker, ChainVerdict
 from streams._chunking import DEFAULT_CHUNK_SIZE, Reassembler, split_payload
-from streams._consumer import ConsumerConfig, EnvelopeConsumer, Retryable, VerifiedEvent
+from streams._consumer import ConsumerConfig, EnvelopeConsumer, Retryable, VerifiedEvent, run_consumer
 from streams._envelope import (
     GENESIS_HASH,
     ChainState,
@@ -37,6 +37,7 @@ from streams._errors import EnvelopeRejected, reason_label
 from streams._keys import DataKey, Keyring, ProducerInfo, SigningKey, export_role, init_dev_keys
 from streams._metrics import BusMetrics, serve_metrics
 from streams._outbox import Outbox, OutboxRow, SealRequest
+from streams._runtime import StatsFile, configure_logging, run_until_stopped
 from streams._sender import OutboxSender, make_producer
 from streams._settings import BusSettings
 from streams._tasks import supervise
@@ -73,10 +74,12 @@ __all__ = [
     "Retryable",
     "SealRequest",
     "SigningKey",
+    "StatsFile",
     "TopicReport",
     "TopicSpec",
     "VerifiedEvent",
     "apply_topics",
+    "configure_logging",
     "decode_payload",
     "decrypt",
     "envelope_hash",
@@ -88,6 +91,8 @@ __all__ = [
     "open_envelope",
     "parse",
     "reason_label",
+    "run_consumer",
+    "run_until_stopped",
     "seal",
     "serve_metrics",
     "split_payload",

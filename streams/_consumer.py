@@ -30,7 +30,7 @@ from streams._metrics import BusMetrics
 from streams._sender import make_producer
 from streams._settings import BusSettings
 
-__all__ = ["ConsumerConfig", "EnvelopeConsumer", "Retryable", "VerifiedEvent"]
+__all__ = ["ConsumerConfig", "EnvelopeConsumer", "Retryable", "VerifiedEvent", "run_consumer"]
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,7 @@ class EnvelopeConsumer:
             group_id=cfg.group_id,
             enable_auto_commit=False,
             auto_offset_reset=cfg.auto_offset_reset,
+            fetch_max_wait_ms=self._settings.fetch_max_wait_ms,
             **cfg.extra,
         )
         await consumer.start()
@@ -125,6 +126,10 @@ class EnvelopeConsumer:
             if high is not None:
                 out.append((tp.topic, tp.partition, max(0, high - position)))
         return out
+
+    def request_stop(self) -> None:
+        """Make ``run()`` return after the batch in hand is processed and committed."""
+        self._stopping.set()
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -240,3 +245,18 @@ class EnvelopeConsumer:
             await self._dlq.send_and_wait(topic, value, key=key)
 
         await self._retry(send, "dead letter")
+
+
+async def run_consumer(consumer: EnvelopeConsumer, stop: asyncio.Event) -> None:
+    """Run ``consumer`` until ``stop`` is set (or it ends), letting the batch in hand finish."""
+    task = asyncio.create_task(consumer.run(), name=f"{consumer.config.worker}-consume")
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        consumer.request_stop()
+        stopper.cancel()
+        try:
+            await asyncio.wait_for(task, timeout=30)
+        except (Exception, asyncio.CancelledError):
+            log.warning("%s: consumer ended with an error during shutdown", consumer.config.worker, exc_info=True)

@@ -41,6 +41,8 @@ class BusSettings(BaseSettings):
     topic_partitions: int = 3
     replication_factor: int = 1
     request_timeout_ms: int = 10_000
+    #: How long the broker may hold a fetch waiting for data: the floor of per-hop latency.
+    fetch_max_wait_ms: int = 20
 
     def kafka_kwargs(self) -> dict[str, Any]:
         """Connection keyword arguments shared by aiokafka producers, consumers and admin clients."""

@@ -1,0 +1,127 @@
+"""Cloud-side commands: ``medkiosk gateway``, ``medkiosk subscribe``, ``medkiosk audit replay``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+from cloud_workers.audit import replay_topic
+from cloud_workers.gateway import Gateway, GatewayConfig
+from cloud_workers.hospital import HospitalSubscriber, SubscriberConfig, dumps
+from streams import configure_logging, run_consumer, run_until_stopped
+from streams._service import add_service_arguments, periodic_stats, service_context
+
+__all__ = ["add_cloud_commands"]
+
+
+def _gateway(args: argparse.Namespace) -> int:
+    configure_logging()
+    ctx = service_context(args, args.gateway_id)
+    gateway = Gateway(
+        GatewayConfig(gateway_id=args.gateway_id, group_id=args.group), ctx.settings, ctx.keyring, ctx.metrics
+    )
+
+    async def main(stop: asyncio.Event) -> None:
+        await gateway.start()
+        async with periodic_stats(ctx.stats, gateway.stats):
+            await gateway.run(stop)
+            await gateway.stop()
+
+    asyncio.run(run_until_stopped(main))
+    return 0
+
+
+def _subscribe(args: argparse.Namespace) -> int:
+    configure_logging()
+    ctx = service_context(args, f"subscriber-{args.hospital}")
+    out = open(args.output, "a", buffering=1) if args.output else sys.stdout  # noqa: SIM115 - closed below
+
+    def emit(obj: dict[str, Any]) -> None:
+        out.write(dumps(obj) + "\n")
+        out.flush()
+
+    sub = HospitalSubscriber(
+        SubscriberConfig(hospital_id=args.hospital, group_id=args.group, auto_offset_reset=args.start),
+        ctx.settings,
+        ctx.keyring,
+        ctx.metrics,
+        emit,
+    )
+
+    async def main(stop: asyncio.Event) -> None:
+        await sub.consumer.start()
+        if args.max_events:
+
+            async def watch() -> None:
+                while sub.delivered < args.max_events:
+                    await asyncio.sleep(0.05)
+                stop.set()
+
+            watcher = asyncio.create_task(watch())
+        async with periodic_stats(ctx.stats, sub.stats):
+            await run_consumer(sub.consumer, stop)
+            await sub.consumer.stop()
+        if args.max_events:
+            watcher.cancel()
+
+    try:
+        asyncio.run(run_until_stopped(main))
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return 0
+
+
+def _audit_replay(args: argparse.Namespace) -> int:
+    ctx = service_context(args, "audit")
+    report = asyncio.run(
+        replay_topic(ctx.settings, ctx.keyring, args.topic, from_offset=args.from_offset, to_offset=args.to_offset)
+    )
+    print(json.dumps(report.to_json()))
+    return 0 if report.bad == 0 else 1
+
+
+def add_cloud_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    gw = sub.add_parser(
+        "gateway",
+        help="verify kiosk events, audit them and route each to its hospital's topic",
+        description="Consumes kiosk.identity.v1 and kiosk.inference.v1, verifies signature, sequence and "
+        "chain WITHOUT decrypting (it refuses to start with any hospital data key), writes an AuditRecord "
+        "to audit.v1 and forwards the envelope to hospital.<id>.events.v1. Rejections go to dlq.v1.",
+    )
+    gw.add_argument("--gateway-id", default="gateway-1", help="this gateway's producer id (signs audit records)")
+    gw.add_argument("--group", default="medkiosk-gateway", help="consumer group")
+    add_service_arguments(gw)
+    gw.set_defaults(func=_gateway)
+
+    s = sub.add_parser(
+        "subscribe",
+        help="what a hospital system runs: print its decrypted events as JSON lines",
+        description="Reads hospital.<id>.events.v1, verifies and deduplicates every envelope, decrypts it "
+        "with the hospital's own data key and prints one JSON object per event.",
+    )
+    s.add_argument("--hospital", required=True, help="hospital id")
+    s.add_argument("--group", help="consumer group (default hospital-<id>)")
+    s.add_argument("--start", choices=["earliest", "latest"], default="earliest", help="where a new group starts")
+    s.add_argument("--output", help="append JSON lines to this file instead of stdout")
+    s.add_argument("--max-events", type=int, help="exit after this many events")
+    add_service_arguments(s)
+    s.set_defaults(func=_subscribe)
+
+    audit = sub.add_parser("audit", help="auditor tools")
+    asub = audit.add_subparsers(dest="audit_command", required=True)
+    replay = asub.add_parser(
+        "replay",
+        help="re-read a topic and verify every envelope and chain",
+        description="Verifies signatures, sequence numbers and hash chains of every envelope in the range "
+        "(public keys only, nothing is decrypted). Prints one JSON report; exit 1 and first_bad "
+        "{partition, offset, reason} if anything fails.",
+    )
+    replay.add_argument("--topic", required=True)
+    replay.add_argument("--from-offset", type=int, help="first offset to read, per partition")
+    replay.add_argument("--to-offset", type=int, help="stop before this offset, per partition")
+    add_service_arguments(replay)
+    replay.set_defaults(func=_audit_replay)

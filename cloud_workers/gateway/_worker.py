@@ -1,0 +1,126 @@
+"""The gateway: verifies kiosk envelopes without decrypting them, audits, and routes each to its hospital.
+
+It holds public keys and its own signing key only, never a hospital data key. Output (the original
+envelope bytes to ``hospital.<id>.events.v1`` plus a gateway-signed ``AuditRecord`` to ``audit.v1``)
+goes through a durable outbox before input offsets are committed: a crash or broker outage delays
+events, it never loses them, and re-processing after a crash yields duplicates that consumers drop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from schemas import AuditRecord
+from streams import (
+    AUDIT,
+    KIOSK_IDENTITY,
+    KIOSK_INFERENCE,
+    BusMetrics,
+    BusSettings,
+    ConsumerConfig,
+    EnvelopeConsumer,
+    Keyring,
+    Outbox,
+    OutboxSender,
+    SealRequest,
+    VerifiedEvent,
+    hospital_topic,
+    run_consumer,
+)
+
+__all__ = ["Gateway", "GatewayConfig"]
+
+
+@dataclass(kw_only=True)
+class GatewayConfig:
+    gateway_id: str = "gateway-1"
+    group_id: str = "medkiosk-gateway"
+    topics: list[str] = field(default_factory=lambda: [KIOSK_IDENTITY.name, KIOSK_INFERENCE.name])
+    #: Outbox database; defaults to ``<state_dir>/<gateway_id>/outbox.db``.
+    outbox_path: Path | None = None
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig, settings: BusSettings, keyring: Keyring, metrics: BusMetrics) -> None:
+        if keyring.data_key_ids:
+            raise RuntimeError(
+                "the gateway must not hold hospital data keys; give it a keys dir made by "
+                "`medkiosk keys export` without --hospital"
+            )
+        self.config = config
+        path = config.outbox_path or settings.state_dir / config.gateway_id / "outbox.db"
+        self.outbox = Outbox(path, signing_key=keyring.signing_key(config.gateway_id))
+        self.sender = OutboxSender(self.outbox, settings, metrics)
+        self._pending_raw: list[tuple[str, bytes, bytes]] = []
+        self._pending_audit: list[SealRequest] = []
+        self.routed = 0
+        self.consumer = EnvelopeConsumer(
+            ConsumerConfig(topics=config.topics, group_id=config.group_id, worker=config.gateway_id, decrypt=False),
+            settings,
+            keyring,
+            metrics,
+            self._route,
+            on_batch_done=self._flush,
+        )
+
+    async def _route(self, event: VerifiedEvent) -> None:
+        env = event.envelope
+        target = hospital_topic(env.hospital_id)
+        record = event.record
+        self._pending_raw.append((target, record.key or env.producer_id.encode(), record.value or b""))
+        audit = AuditRecord(
+            source_topic=record.topic,
+            source_partition=record.partition,
+            source_offset=record.offset,
+            producer_id=env.producer_id,
+            seq=env.seq,
+            hospital_id=env.hospital_id,
+            schema=env.schema,
+            key_id=env.key_id,
+            timestamp=env.timestamp,
+            signing_key_version=env.signature.v,
+            envelope_hash=event.digest,
+            prev_hash=env.prev_hash,
+            routed_to=target,
+            observed_at=time.time_ns(),
+        )
+        self._pending_audit.append(
+            SealRequest(topic=AUDIT.name, key=env.producer_id.encode(), message=audit, hospital_id="", data_key=None)
+        )
+
+    async def _flush(self) -> None:
+        if not self._pending_raw and not self._pending_audit:
+            return
+        raw, audits = self._pending_raw, self._pending_audit
+        await asyncio.to_thread(self.outbox.put, audits, raw)
+        self._pending_raw, self._pending_audit = [], []
+        self.routed += len(raw)
+        self.sender.notify()
+
+    async def start(self) -> None:
+        await self.sender.start()
+        await self.consumer.start()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await run_consumer(self.consumer, stop)
+
+    async def stop(self, drain_s: float = 10.0) -> None:
+        await self.consumer.stop()
+        await self.sender.drain(drain_s)
+        await self.sender.stop()
+        self.outbox.close()
+
+    def stats(self) -> dict[str, int | str]:
+        depth, _ = self.outbox.depth()
+        return {
+            "service": self.config.gateway_id,
+            "ready": self.consumer.assigned.is_set(),
+            "accepted": self.consumer.accepted,
+            "routed": self.routed,
+            "duplicates": self.consumer.duplicates,
+            "rejected": self.consumer.rejected,
+            "outbox_depth": depth,
+        }

@@ -1,0 +1,314 @@
+"""``medkiosk up``: the whole system on one machine, every role its own OS process, as in production.
+
+Timeline: broker (embedded unless a bootstrap is given) -> topics -> keys (role-scoped copies) ->
+gateway + one subscriber per hospital -> kiosks for ``duration`` s (optionally with a broker outage)
+-> kiosks stop and drain their outboxes -> wait for delivery -> workers stop -> summary.
+The summary is computed from what the subscribers actually printed, not from counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from streams import BusSettings, apply_topics, export_role, init_dev_keys, topics_for
+
+__all__ = ["UpOptions", "UpResult", "run_up"]
+
+
+@dataclass(kw_only=True)
+class UpOptions:
+    hospitals: int = 2
+    kiosks_per_hospital: int = 2
+    rate_hz: float = 5.0
+    duration_s: float = 20.0
+    bootstrap: str | None = None
+    storage: str = "memory"
+    port: int = 0
+    state_dir: Path = Path(".medkiosk")
+    keys_dir: Path | None = None
+    metrics_base_port: int = 0
+    #: (at seconds, for seconds): stop the embedded broker for a while mid-run.
+    outage: tuple[float, float] | None = None
+    drain_timeout_s: float = 90.0
+    seed: int = 0
+    progress: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr, flush=True))
+
+
+@dataclass
+class UpResult:
+    summary: dict[str, Any]
+    run_dir: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class _Proc:
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self._log: IO[bytes] = open(log_dir / f"{name}.log", "wb")  # noqa: SIM115 - closed in wait()
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "medkiosk", *argv], env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    def terminate(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout: float) -> int:
+        try:
+            rc = self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            rc = self.popen.wait()
+        self._log.close()
+        return rc
+
+
+class _Outputs:
+    """Tails the subscribers' JSON-lines files."""
+
+    def __init__(self, files: dict[str, Path]) -> None:
+        self._files = files
+        self._pos = dict.fromkeys(files, 0)
+        self.seen: Counter[tuple[str, int]] = Counter()
+        self.where: dict[tuple[str, int], set[str]] = {}
+        self.e2e_ms: list[float] = []
+
+    def poll(self) -> None:
+        for hospital, path in self._files.items():
+            if not path.exists():
+                continue
+            with path.open("rb") as fh:
+                fh.seek(self._pos[hospital])
+                data = fh.read()
+            end = data.rfind(b"\n") + 1
+            self._pos[hospital] += end
+            for line in data[:end].splitlines():
+                obj = json.loads(line)
+                key = (obj["producer_id"], int(obj["seq"]))
+                self.seen[key] += 1
+                self.where.setdefault(key, set()).add(hospital)
+                self.e2e_ms.append(float(obj["e2e_ms"]))
+
+
+def _read_stats(path: Path) -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+        return data
+    except (OSError, ValueError):
+        return {}
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    idx = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return round(ordered[idx], 2)
+
+
+def run_up(opts: UpOptions) -> UpResult:
+    say = opts.progress
+    state_dir = opts.state_dir
+    run_dir = state_dir / "up"
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    for sub in ("logs", "stats", "out", "keys"):
+        (run_dir / sub).mkdir(parents=True)
+    keys_dir = opts.keys_dir or state_dir / "keys"
+    hospitals = [f"H{i + 1:02d}" for i in range(opts.hospitals)]
+    kiosks = {f"kiosk-{h}-{j + 1:02d}": h for h in hospitals for j in range(opts.kiosks_per_hospital)}
+
+    broker = None
+    bootstrap = opts.bootstrap
+    if bootstrap is None:
+        from streams.broker import EmbeddedBroker, EmbeddedBrokerConfig
+
+        broker = EmbeddedBroker(
+            EmbeddedBrokerConfig(
+                port=opts.port or _free_port(),
+                state_dir=state_dir / "up-broker",
+                storage=opts.storage,  # type: ignore[arg-type]
+            )
+        )
+        broker.start()
+        bootstrap = broker.bootstrap
+        say(f"broker: embedded Tansu on {bootstrap} ({opts.storage} storage)")
+    procs: list[_Proc] = []
+    try:
+        settings = BusSettings(bootstrap_servers=bootstrap, keys_dir=keys_dir, state_dir=state_dir / "state")
+        reports = asyncio.run(apply_topics(settings, topics_for(hospitals)))
+        say(
+            f"topics: {sum(r.status == 'created' for r in reports)} created, {sum(r.status == 'ok' for r in reports)} ok"
+        )
+        created = init_dev_keys(keys_dir, hospitals=hospitals, kiosks=kiosks, services=["gateway-1"])
+        say(f"keys: {keys_dir} ({len(created)} new files)")
+        role_keys = run_dir / "keys"
+        export_role(keys_dir, role_keys / "gateway-1", producer_id="gateway-1")
+        for h in hospitals:
+            export_role(keys_dir, role_keys / f"hospital-{h}", hospitals=[h])
+        for k, h in kiosks.items():
+            export_role(keys_dir, role_keys / k, producer_id=k, hospitals=[h])
+
+        env = {
+            **os.environ,
+            "MEDKIOSK_BOOTSTRAP_SERVERS": bootstrap,
+            "MEDKIOSK_STATE_DIR": str(settings.state_dir),
+            "PYTHONUNBUFFERED": "1",
+        }
+        ports = iter(range(opts.metrics_base_port, opts.metrics_base_port + 1000)) if opts.metrics_base_port else None
+        logs = run_dir / "logs"
+
+        def common(name: str, keys: str) -> list[str]:
+            argv = ["--keys-dir", str(role_keys / keys), "--stats-file", str(run_dir / "stats" / f"{name}.json")]
+            if ports is not None:
+                argv += ["--metrics-port", str(next(ports))]
+            return argv
+
+        gateway = _Proc("gateway-1", ["gateway", *common("gateway-1", "gateway-1")], env, logs)
+        subs = [
+            _Proc(
+                f"subscriber-{h}",
+                [
+                    "subscribe",
+                    "--hospital",
+                    h,
+                    "--output",
+                    str(run_dir / "out" / f"{h}.jsonl"),
+                    *common(f"subscriber-{h}", f"hospital-{h}"),
+                ],
+                env,
+                logs,
+            )
+            for h in hospitals
+        ]
+        workers = [gateway, *subs]
+        stats_dir = run_dir / "stats"
+        ready_deadline = time.monotonic() + 60
+        while not all(_read_stats(stats_dir / f"{p.name}.json").get("ready") for p in workers):
+            for p in workers:
+                if p.popen.poll() is not None:
+                    raise RuntimeError(f"{p.name} exited early (code {p.popen.returncode}); see {logs / p.name}.log")
+            if time.monotonic() > ready_deadline:
+                raise RuntimeError(f"workers not ready after 60 s; see {logs}")
+            time.sleep(0.1)
+        say("gateway and subscribers have their partitions")
+        kiosk_procs = [
+            _Proc(
+                k,
+                [
+                    "kiosk",
+                    "simulate",
+                    "--kiosk-id",
+                    k,
+                    "--hospital",
+                    h,
+                    "--rate",
+                    str(opts.rate_hz),
+                    "--seed",
+                    str(opts.seed),
+                    "--drain",
+                    str(opts.drain_timeout_s),
+                    *common(k, k),
+                ],
+                env,
+                logs,
+            )
+            for k, h in kiosks.items()
+        ]
+        procs = [gateway, *subs, *kiosk_procs]
+        if ports is not None:
+            say(f"metrics: http://127.0.0.1:{opts.metrics_base_port}-{opts.metrics_base_port + len(procs) - 1}/metrics")
+        say(f"running {len(kiosk_procs)} kiosks for {len(hospitals)} hospitals for {opts.duration_s:g}s")
+
+        outputs = _Outputs({h: run_dir / "out" / f"{h}.jsonl" for h in hospitals})
+
+        def published() -> int:
+            return sum(int(_read_stats(stats_dir / f"{k}.json").get("published", 0)) for k in kiosks)
+
+        def rejected() -> int:
+            names = ["gateway-1", *(f"subscriber-{h}" for h in hospitals)]
+            return sum(int(_read_stats(stats_dir / f"{n}.json").get("rejected", 0)) for n in names)
+
+        start = time.monotonic()
+        outage_done = False
+        last_report = 0.0
+        while (elapsed := time.monotonic() - start) < opts.duration_s:
+            for p in procs:
+                if p.popen.poll() is not None:
+                    raise RuntimeError(f"{p.name} exited early (code {p.popen.returncode}); see {logs / p.name}.log")
+            if opts.outage and broker is not None and not outage_done and elapsed >= opts.outage[0]:
+                say(f"[{elapsed:5.1f}s] chaos: stopping the broker for {opts.outage[1]:g}s")
+                broker.stop_broker_only() if hasattr(broker, "stop_broker_only") else broker.stop()
+                time.sleep(opts.outage[1])
+                broker.start()
+                outage_done = True
+                say(f"[{time.monotonic() - start:5.1f}s] chaos: broker is back")
+            if elapsed - last_report >= 2.0:
+                outputs.poll()
+                say(f"[{elapsed:5.1f}s] published {published()}  delivered {len(outputs.seen)}  rejected {rejected()}")
+                last_report = elapsed
+            time.sleep(0.2)
+
+        say("stopping kiosks (draining outboxes)")
+        for p in kiosk_procs:
+            p.terminate()
+        for p in kiosk_procs:
+            p.wait(opts.drain_timeout_s + 30)
+        kiosk_stats = {k: _read_stats(stats_dir / f"{k}.json") for k in kiosks}
+        expected = {
+            (k, seq)
+            for k, st in kiosk_stats.items()
+            for seq in range(int(st.get("first_seq", 1)), int(st.get("last_seq", 0)) + 1)
+        }
+        deadline = time.monotonic() + opts.drain_timeout_s
+        while time.monotonic() < deadline:
+            outputs.poll()
+            if expected <= set(outputs.seen):
+                break
+            time.sleep(0.2)
+        time.sleep(0.5)  # let any late duplicate show itself before we count
+        outputs.poll()
+        for p in [gateway, *subs]:
+            p.terminate()
+        for p in [gateway, *subs]:
+            p.wait(30)
+        delivered = expected & set(outputs.seen)
+        misrouted = sum(1 for (k, s) in delivered if outputs.where[(k, s)] != {kiosks[k]})
+        summary = {
+            "published": len(expected),
+            "delivered": len(delivered),
+            "lost": len(expected - delivered),
+            "duplicates": sum(n - 1 for n in outputs.seen.values()),
+            "rejected": rejected(),
+            "misrouted": misrouted,
+            "e2e_p50_ms": _percentile(outputs.e2e_ms, 50),
+            "e2e_p99_ms": _percentile(outputs.e2e_ms, 99),
+        }
+        return UpResult(summary, run_dir)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            if p.popen.returncode is None:
+                p.wait(15)
+        if broker is not None:
+            broker.stop()

@@ -1,0 +1,75 @@
+"""Boilerplate shared by every service command: settings, keys, metrics endpoint, periodic stats."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from streams._keys import Keyring
+from streams._metrics import BusMetrics, serve_metrics
+from streams._runtime import StatsFile
+from streams._settings import BusSettings
+
+__all__ = ["ServiceContext", "add_service_arguments", "periodic_stats", "service_context"]
+
+
+def add_service_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options every service command takes (each also has a ``MEDKIOSK_*`` variable)."""
+    parser.add_argument(
+        "--bootstrap", help="bootstrap servers (default: MEDKIOSK_BOOTSTRAP_SERVERS or 127.0.0.1:19092)"
+    )
+    parser.add_argument("--keys-dir", type=Path, help="keys directory (default: MEDKIOSK_KEYS_DIR)")
+    parser.add_argument("--state-dir", type=Path, help="local state such as outboxes (default: MEDKIOSK_STATE_DIR)")
+    parser.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port (0: off)")
+    parser.add_argument("--stats-file", type=Path, help="keep a JSON file of this process's counters up to date")
+
+
+@dataclass
+class ServiceContext:
+    settings: BusSettings
+    keyring: Keyring
+    metrics: BusMetrics
+    stats: StatsFile
+
+
+def service_context(args: argparse.Namespace, service: str) -> ServiceContext:
+    update: dict[str, Any] = {"client_id": f"medkiosk-{service}"}
+    if getattr(args, "bootstrap", None):
+        update["bootstrap_servers"] = args.bootstrap
+    if getattr(args, "keys_dir", None):
+        update["keys_dir"] = args.keys_dir
+    if getattr(args, "state_dir", None):
+        update["state_dir"] = args.state_dir
+    if getattr(args, "metrics_port", None) is not None:
+        update["metrics_port"] = args.metrics_port
+    settings = BusSettings().model_copy(update=update)
+    if not (settings.keys_dir / "registry.json").exists():
+        raise SystemExit(f"no keys at {settings.keys_dir}: run `medkiosk keys init` (or set MEDKIOSK_KEYS_DIR)")
+    metrics = BusMetrics(service)
+    serve_metrics(metrics, settings.metrics_port, settings.metrics_host)
+    return ServiceContext(
+        settings, Keyring.load(settings.keys_dir), metrics, StatsFile(getattr(args, "stats_file", None))
+    )
+
+
+@contextlib.asynccontextmanager
+async def periodic_stats(stats: StatsFile, source: Callable[[], dict[str, Any]], every_s: float = 0.5) -> Any:
+    """Rewrite the stats file every ``every_s`` seconds while the block runs, and once at the end."""
+
+    async def loop() -> None:
+        while True:
+            stats.write(source())
+            await asyncio.sleep(every_s)
+
+    task = asyncio.create_task(loop())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
