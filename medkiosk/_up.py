@@ -156,9 +156,8 @@ def run_up(opts: UpOptions) -> UpResult:
     try:
         settings = BusSettings(bootstrap_servers=bootstrap, keys_dir=keys_dir, state_dir=state_dir / "state")
         reports = asyncio.run(apply_topics(settings, topics_for(hospitals)))
-        say(
-            f"topics: {sum(r.status == 'created' for r in reports)} created, {sum(r.status == 'ok' for r in reports)} ok"
-        )
+        counts = Counter(r.status for r in reports)
+        say(f"topics: {counts['created']} created, {counts['ok']} ok, {counts['mismatch']} mismatched")
         created = init_dev_keys(keys_dir, hospitals=hospitals, kiosks=kiosks, services=["gateway-1"])
         say(f"keys: {keys_dir} ({len(created)} new files)")
         role_keys = run_dir / "keys"

@@ -6,6 +6,7 @@ Only the events are made up: sealing, the durable outbox and sending are the pro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from dataclasses import dataclass
@@ -108,10 +109,8 @@ class SimulatedKiosk:
             delay = next_at - loop.time()
             if delay < -1.0:
                 next_at = loop.time()  # fell far behind (e.g. a slow disk): do not burst to catch up
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=max(0.0, delay))
-            except TimeoutError:
-                pass
 
     async def stop(self, drain_s: float = 30.0) -> bool:
         """Stop sending once the outbox is empty or ``drain_s`` passed; True if fully drained."""
