@@ -54,6 +54,8 @@ class Gateway:
         path = config.outbox_path or settings.state_dir / config.gateway_id / "outbox.db"
         self.outbox = Outbox(path, signing_key=keyring.signing_key(config.gateway_id))
         self.sender = OutboxSender(self.outbox, settings, metrics)
+        # Keyed by the gateway's own id: its audit chain stays in one partition, in order.
+        self._audit_key = config.gateway_id.encode()
         self._pending_raw: list[tuple[str, bytes, bytes]] = []
         self._pending_audit: list[SealRequest] = []
         self.routed = 0
@@ -88,7 +90,7 @@ class Gateway:
             observed_at=time.time_ns(),
         )
         self._pending_audit.append(
-            SealRequest(topic=AUDIT.name, key=env.producer_id.encode(), message=audit, hospital_id="", data_key=None)
+            SealRequest(topic=AUDIT.name, key=self._audit_key, message=audit, hospital_id="", data_key=None)
         )
 
     async def _flush(self) -> None:
