@@ -31,7 +31,8 @@ class ChainTracker:
 
     Rules, checked in order for an envelope with a valid signature:
 
-    * first envelope seen from a producer: accepted as the baseline (a consumer may start mid-stream);
+    * first envelope seen from a producer: accepted as the baseline (a consumer may start mid-stream),
+      unless ``strict_start`` (reading from the log's first offset), where it must be ``seq == 1``;
       ``seq == 1`` must chain from the genesis hash;
     * ``seq <= last``: a byte-identical envelope seen recently is a DUPLICATE; anything else is
       rejected as REPLAYED_SEQ (an old sequence number with different content);
@@ -41,8 +42,10 @@ class ChainTracker:
     ``check`` does not change state; ``accept`` records an envelope once the caller has taken it.
     """
 
-    def __init__(self, window: int = 4096) -> None:
+    def __init__(self, window: int = 4096, *, strict_start: bool = False) -> None:
         self._window = window
+        #: When the reader starts at the very beginning of the log, a first envelope must be seq 1.
+        self._strict_start = strict_start
         self._producers: dict[str, _Producer] = {}
 
     def check(self, rec: MedicalRecord, digest: bytes) -> ChainVerdict:
@@ -51,6 +54,10 @@ class ChainTracker:
         if st is None:
             if rec.seq == 1 and rec.prev_hash != GENESIS_HASH:
                 raise EnvelopeRejected(RejectReason.REJECT_REASON_BROKEN_CHAIN, "seq 1 must chain from genesis", **ctx)
+            if self._strict_start and rec.seq != 1:
+                raise EnvelopeRejected(
+                    RejectReason.REJECT_REASON_SEQ_GAP, f"log starts at seq {rec.seq} for this producer", **ctx
+                )
             return ChainVerdict.ACCEPT
         if rec.seq <= st.last_seq:
             if st.recent.get(rec.seq) == digest:
