@@ -256,11 +256,10 @@ def run_up(opts: UpOptions) -> UpResult:
                     raise RuntimeError(f"{p.name} exited early (code {p.popen.returncode}); see {logs / p.name}.log")
             if opts.outage and broker is not None and not outage_done and elapsed >= opts.outage[0]:
                 say(f"[{elapsed:5.1f}s] chaos: stopping the broker for {opts.outage[1]:g}s")
-                broker.stop_broker_only() if hasattr(broker, "stop_broker_only") else broker.stop()
-                time.sleep(opts.outage[1])
-                broker.start()
+                broker.restart(down_s=opts.outage[1])
                 outage_done = True
                 say(f"[{time.monotonic() - start:5.1f}s] chaos: broker is back")
+                continue
             if elapsed - last_report >= 2.0:
                 outputs.poll()
                 say(f"[{elapsed:5.1f}s] published {published()}  delivered {len(outputs.seen)}  rejected {rejected()}")

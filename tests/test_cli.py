@@ -46,7 +46,10 @@ def test_bad_outage_spec_is_a_clear_error(capsys: pytest.CaptureFixture[str]) ->
 def test_service_without_keys_says_what_to_do(tmp_path: object) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "medkiosk", "gateway", "--keys-dir", f"{tmp_path}/none"],
-        capture_output=True, text=True, check=False, timeout=60,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     assert proc.returncode != 0
     assert "medkiosk keys init" in proc.stderr

@@ -40,8 +40,10 @@ def test_edge_and_cloud_never_import_each_other() -> None:
     import re
 
     root = pathlib.Path(__file__).resolve().parents[1]
-    pattern = {"edge_agent": re.compile(r"^\s*(from|import)\s+cloud_workers", re.M),
-               "cloud_workers": re.compile(r"^\s*(from|import)\s+edge_agent", re.M)}
+    pattern = {
+        "edge_agent": re.compile(r"^\s*(from|import)\s+cloud_workers", re.M),
+        "cloud_workers": re.compile(r"^\s*(from|import)\s+edge_agent", re.M),
+    }
     for package, regex in pattern.items():
         for path in (root / package).rglob("*.py"):
             assert not regex.search(path.read_text()), f"{path} imports across the edge/cloud boundary"

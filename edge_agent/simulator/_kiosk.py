@@ -83,6 +83,7 @@ class SimulatedKiosk:
         self.first_seq = self.outbox.chain.seq + 1
         self.published = 0
         self._final: dict[str, Any] | None = None
+        self._depth_max = 0
 
     async def start(self) -> None:
         await self.sender.start()
@@ -124,6 +125,7 @@ class SimulatedKiosk:
         if self._final is not None:
             return self._final
         depth, age = self.outbox.depth()
+        self._depth_max = max(self._depth_max, depth)
         return {
             "service": self.config.kiosk_id,
             "hospital_id": self.config.hospital_id,
@@ -133,5 +135,6 @@ class SimulatedKiosk:
             "sent": self.sender.sent,
             "send_failures": self.sender.failures,
             "outbox_depth": depth,
+            "outbox_depth_max": self._depth_max,
             "outbox_oldest_age_s": round(age, 3),
         }

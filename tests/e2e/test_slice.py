@@ -32,8 +32,19 @@ def _medkiosk(*argv: str, timeout: float = 240) -> subprocess.CompletedProcess[s
 def up_run(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     state = tmp_path_factory.mktemp("up")
     proc = _medkiosk(
-        "up", "--bootstrap", broker.bootstrap, "--hospitals", "2", "--kiosks", "2", "--rate", "10",
-        "--duration", "6", "--state-dir", str(state),
+        "up",
+        "--bootstrap",
+        broker.bootstrap,
+        "--hospitals",
+        "2",
+        "--kiosks",
+        "2",
+        "--rate",
+        "10",
+        "--duration",
+        "6",
+        "--state-dir",
+        str(state),
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -95,7 +106,8 @@ def test_audit_log_verifies(up_run: dict[str, Any]) -> None:
     report = asyncio.run(replay_topic(settings, Keyring.load(keys), AUDIT.name))
     assert report.bad == 0
     assert report.verified >= up_run["summary"]["published"]
-    proc = _medkiosk("audit", "replay", "--topic", hospital_topic("H01"), "--bootstrap", up_run["bootstrap"],
-                     "--keys-dir", str(keys))
+    proc = _medkiosk(
+        "audit", "replay", "--topic", hospital_topic("H01"), "--bootstrap", up_run["bootstrap"], "--keys-dir", str(keys)
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["ok"] is True

@@ -19,7 +19,9 @@ from streams import EnvelopeRejected, Reassembler, split_payload
     dupes=st.integers(0, 10),
     seed=st.integers(0, 2**32 - 1),
 )
-def test_shuffled_and_duplicated_chunks_reassemble_exactly(payload: bytes, chunk_size: int, dupes: int, seed: int) -> None:
+def test_shuffled_and_duplicated_chunks_reassemble_exactly(
+    payload: bytes, chunk_size: int, dupes: int, seed: int
+) -> None:
     chunks = list(split_payload(payload, schema="schemas.v1.ModelUpdate", chunk_size=chunk_size))
     rng = random.Random(seed)
     stream = chunks + [rng.choice(chunks) for _ in range(dupes)]

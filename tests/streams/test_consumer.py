@@ -52,7 +52,10 @@ async def test_bad_input_goes_to_the_dlq_and_the_worker_survives(keyring: Keyrin
     for i in range(7):
         msg = IdentityCheck(kiosk_id="k1", hospital_id="H1", skew_ns=i)
         rec, state = seal(
-            msg, signing_key=keyring.signing_key("k1"), chain=state, hospital_id="H1",
+            msg,
+            signing_key=keyring.signing_key("k1"),
+            chain=state,
+            hospital_id="H1",
             data_key=keyring.latest_data_key("H1"),
         )
         recs.append(rec)
@@ -60,7 +63,14 @@ async def test_bad_input_goes_to_the_dlq_and_the_worker_survives(keyring: Keyrin
     tampered.CopyFrom(recs[3])
     tampered.timestamp += 1
     wire = [
-        recs[0], recs[1], b"\x00garbage", recs[2], recs[2], tampered, recs[3], recs[4],  # recs[4] makes the handler fail
+        recs[0],
+        recs[1],
+        b"\x00garbage",
+        recs[2],
+        recs[2],
+        tampered,
+        recs[3],
+        recs[4],  # recs[4] makes the handler fail
         recs[6],  # seq 7 after 5: a gap (6 never sent)
     ]
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers)
@@ -83,7 +93,10 @@ async def test_bad_input_goes_to_the_dlq_and_the_worker_survives(keyring: Keyrin
     metrics = BusMetrics("test-consumer")
     consumer = EnvelopeConsumer(
         ConsumerConfig(topics=[topic], group_id=f"g-{topic}", worker="test-consumer"),
-        settings, keyring, metrics, handler,
+        settings,
+        keyring,
+        metrics,
+        handler,
     )
     await consumer.start()
     stop = asyncio.Event()

@@ -235,7 +235,7 @@ _SCALARS: dict[int, st.SearchStrategy[object]] = {
 
 def _field_strategy(field: FieldDescriptor, depth: int) -> st.SearchStrategy[object]:
     if field.type == FieldDescriptor.TYPE_MESSAGE:
-        return _message_strategy(field.message_type._concrete_class, depth + 1)  # noqa: SLF001
+        return _message_strategy(field.message_type._concrete_class, depth + 1)
     if field.type == FieldDescriptor.TYPE_ENUM:
         return st.sampled_from([v.number for v in field.enum_type.values])
     return _SCALARS[field.type]
@@ -262,9 +262,7 @@ def _message_strategy(cls: type[Message], depth: int = 0) -> st.SearchStrategy[M
             f = cls.DESCRIPTOR.fields_by_name[name]
             if f.message_type is not None and f.message_type.GetOptions().map_entry:
                 getattr(msg, name).update(value)
-            elif f.is_repeated and f.type == FieldDescriptor.TYPE_MESSAGE:
-                getattr(msg, name).extend(value)  # type: ignore[arg-type]
-            elif f.is_repeated:
+            elif (f.is_repeated and f.type == FieldDescriptor.TYPE_MESSAGE) or f.is_repeated:
                 getattr(msg, name).extend(value)  # type: ignore[arg-type]
             elif f.type == FieldDescriptor.TYPE_MESSAGE:
                 getattr(msg, name).CopyFrom(value)

@@ -17,15 +17,17 @@ from streams import (
     Outbox,
     OutboxSender,
     SealRequest,
+    TopicSpec,
     apply_topics,
     envelope_hash,
     open_envelope,
 )
-from streams import TopicSpec
 
 
 def _req(topic: str, i: int) -> SealRequest:
-    return SealRequest(topic=topic, key=b"k1", message=Telemetry(kiosk_id="k1", queue_depth=i), hospital_id="H1", data_key=None)
+    return SealRequest(
+        topic=topic, key=b"k1", message=Telemetry(kiosk_id="k1", queue_depth=i), hospital_id="H1", data_key=None
+    )
 
 
 def test_chain_survives_reopen(keyring: Keyring, tmp_path: Path) -> None:

@@ -29,7 +29,9 @@ def _chain(keyring: Keyring, n: int) -> list[MedicalRecord]:
     for i in range(n):
         rec, state = seal(
             IdentityCheck(kiosk_id="k1", hospital_id="H1", skew_ns=i),
-            signing_key=keyring.signing_key("k1"), chain=state, hospital_id="H1",
+            signing_key=keyring.signing_key("k1"),
+            chain=state,
+            hospital_id="H1",
             data_key=keyring.latest_data_key("H1"),
         )
         out.append(rec)
