@@ -1,0 +1,481 @@
+"""The deployment files (compose.yaml, infra/) parse, agree with each other and use only real metric names.
+
+promtool and kubectl checks run when those tools are on PATH and are skipped, with the reason, otherwise.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+INFRA = ROOT / "infra"
+COMPOSE = ROOT / "compose.yaml"
+PROMETHEUS_DIR = INFRA / "prometheus"
+DASHBOARD = INFRA / "grafana" / "dashboards" / "medkiosk.json"
+K8S = INFRA / "k8s"
+
+#: Every metric name a medkiosk process exposes (the contract of streams' metrics and the autoscaler).
+METRICS = {
+    "medkiosk_events_in_total",
+    "medkiosk_events_out_total",
+    "medkiosk_rejects_total",
+    "medkiosk_duplicates_total",
+    "medkiosk_e2e_latency_seconds",
+    "medkiosk_outbox_depth",
+    "medkiosk_outbox_oldest_age_seconds",
+    "medkiosk_consumer_lag",
+    "medkiosk_kiosk_load",
+}
+HISTOGRAMS = {"medkiosk_e2e_latency_seconds"}
+SERIES = METRICS | {f"{h}_{suffix}" for h in HISTOGRAMS for suffix in ("bucket", "sum", "count")}
+
+HOSPITALS = ("hospital-a", "hospital-b")
+KIOSKS = {"kiosk-a1": "hospital-a", "kiosk-b1": "hospital-b"}
+METRICS_PORT = "9108"
+
+_METRIC_TOKEN = re.compile(r"\bmedkiosk_[a-z0-9_]+")
+_RECORDED_TOKEN = re.compile(r"\bmedkiosk:[a-z0-9_:]+")
+
+
+def _load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def _yaml_docs(path: Path) -> list[Any]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        pytest.skip(f"{name} is not on PATH (Debian: apt-get install prometheus for promtool, kubectl for kustomize)")
+    return found
+
+
+def _run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    doc = _load_yaml(COMPOSE)
+    assert isinstance(doc, dict)
+    return doc
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return compose["services"]
+
+
+def _medkiosk_services(services: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {
+        name: svc
+        for name, svc in services.items()
+        if svc.get("build", {}).get("dockerfile") == "infra/docker/cloud.Dockerfile"
+    }
+
+
+def _volume_mounts(svc: dict[str, Any]) -> dict[str, tuple[str, bool]]:
+    """target -> (source, read_only) for short-syntax volume entries."""
+    out = {}
+    for entry in svc.get("volumes", []):
+        parts = entry.split(":")
+        out[parts[1]] = (parts[0], len(parts) > 2 and "ro" in parts[2].split(","))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------- YAML
+
+
+def test_every_infra_yaml_parses() -> None:
+    paths = [COMPOSE, *sorted(INFRA.rglob("*.yml")), *sorted(INFRA.rglob("*.yaml"))]
+    assert len(paths) > 10
+    for path in paths:
+        docs = _yaml_docs(path)
+        assert docs, f"{path} is empty"
+        for doc in docs:
+            assert isinstance(doc, dict), f"{path}: top level must be a mapping"
+
+
+# -------------------------------------------------------------------------------------------------- compose
+
+
+def test_compose_has_every_role(services: dict[str, dict[str, Any]]) -> None:
+    expected = {"kafka", "topics", "keys", "gateway", "prometheus", "grafana"}
+    expected |= {f"subscriber-{h}" for h in HOSPITALS} | set(KIOSKS)
+    assert expected <= set(services)
+    assert services["kafka"]["image"].startswith("apache/kafka:")
+    env = services["kafka"]["environment"]
+    assert "controller" in env["KAFKA_PROCESS_ROLES"], "Kafka must run in KRaft mode"
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    assert services["topics"]["command"] == ["topics", "apply"]
+    assert services["topics"]["restart"] == "no"
+    assert services["gateway"]["command"] == ["gateway"]
+    for hospital in HOSPITALS:
+        assert services[f"subscriber-{hospital}"]["command"] == ["subscribe", "--hospital", hospital]
+    for kiosk, hospital in KIOSKS.items():
+        assert services[kiosk]["command"] == ["kiosk", "simulate", "--kiosk-id", kiosk, "--hospital", hospital]
+
+
+def test_compose_medkiosk_services_share_settings(services: dict[str, dict[str, Any]]) -> None:
+    ours = _medkiosk_services(services)
+    assert {"topics", "keys", "gateway", *KIOSKS} <= set(ours)
+    for name, svc in ours.items():
+        env = svc["environment"]
+        assert all(key.startswith("MEDKIOSK_") for key in env), name
+        assert env["MEDKIOSK_BOOTSTRAP_SERVERS"] == "kafka:9092", name
+        assert env["MEDKIOSK_KEYS_DIR"] == "/keys", name
+        if svc.get("restart") != "no":
+            assert env["MEDKIOSK_METRICS_PORT"] == METRICS_PORT, name
+            assert env["MEDKIOSK_METRICS_HOST"] == "0.0.0.0", f"{name}: metrics must be reachable by Prometheus"
+            assert svc["depends_on"]["topics"]["condition"] == "service_completed_successfully", name
+
+
+def test_compose_references_resolve(compose: dict[str, Any], services: dict[str, dict[str, Any]]) -> None:
+    declared = set(compose.get("volumes", {}))
+    used: set[str] = set()
+    for name, svc in services.items():
+        for dep in svc.get("depends_on", {}):
+            assert dep in services, f"{name} depends on unknown service {dep}"
+        for source, _ in _volume_mounts(svc).values():
+            if source.startswith("."):
+                assert (ROOT / source).exists(), f"{name} mounts missing {source}"
+            else:
+                assert source in declared, f"{name} mounts undeclared volume {source}"
+                used.add(source)
+        build = svc.get("build")
+        if build:
+            assert (ROOT / build["context"] / build["dockerfile"]).is_file(), name
+    assert declared == used, f"declared but unused volumes: {declared - used}"
+
+
+def test_compose_keys_are_role_separated(services: dict[str, dict[str, Any]]) -> None:
+    mounts = {name: _volume_mounts(svc) for name, svc in services.items()}
+    holders = [name for name, m in mounts.items() if any(src == "keys-master" for src, _ in m.values())]
+    assert holders == ["keys"], "only the one-shot keys service may see the master key set"
+    assert mounts["gateway"]["/keys"] == ("keys-gateway", True)
+    for hospital in HOSPITALS:
+        assert mounts[f"subscriber-{hospital}"]["/keys"] == (f"keys-{hospital}", True)
+    for kiosk in KIOSKS:
+        assert mounts[kiosk]["/keys"] == (f"keys-{kiosk}", True)
+
+
+def test_compose_keys_script_splits_roles(services: dict[str, dict[str, Any]], tmp_path: Path) -> None:
+    """Run the keys service's script (real `medkiosk keys init/export`) and inspect each role's folder."""
+    if shutil.which("sh") is None:
+        pytest.skip("needs a POSIX shell")
+    script = services["keys"]["command"][0]
+    assert not re.search(r"(?<!\$)\$(?!\$)", script), "a single $ would be interpolated by compose: write $$"
+    script = script.replace("$$", "$").replace("medkiosk keys ", f"{sys.executable} -m medkiosk keys ")
+    for folder in ("/keys/master", "/tmp/export", "/roles"):
+        script = script.replace(folder, f"{tmp_path}{folder}")
+    if os.geteuid() != 0:
+        script = script.replace("chown -R 10001:10001", ": chown")
+    roles = tmp_path / "roles"
+    for role in ("public", "gateway", *HOSPITALS, *KIOSKS):
+        (roles / role).mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDKIOSK_")}
+    proc = subprocess.run(["sh", "-euc", script], capture_output=True, text=True, timeout=120, check=False, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    def tree(role: str) -> set[str]:
+        return {str(p.relative_to(roles / role)) for p in (roles / role).rglob("*") if p.is_file()}
+
+    assert not any(p.startswith(("data/", "signing/")) for p in tree("public"))
+    gateway = tree("gateway")
+    assert "signing/gateway-1/v1.pem" in gateway
+    assert not any(p.startswith("data/") for p in gateway), "the gateway must never hold a data key"
+    for hospital in HOSPITALS:
+        files = tree(hospital)
+        assert {p.split("/")[1] for p in files if p.startswith("data/")} == {hospital}
+        assert not any(p.startswith("signing/") for p in files)
+    for kiosk, hospital in KIOSKS.items():
+        files = tree(kiosk)
+        assert {p.split("/")[1] for p in files if p.startswith("data/")} == {hospital}
+        assert {p.split("/")[1] for p in files if p.startswith("signing/")} == {kiosk}
+
+
+# ----------------------------------------------------------------------------------------------- Prometheus
+
+
+def _static_targets() -> dict[str, list[str]]:
+    cfg = _load_yaml(PROMETHEUS_DIR / "prometheus.yml")
+    return {
+        job["job_name"]: [t for sc in job.get("static_configs", []) for t in sc["targets"]]
+        for job in cfg["scrape_configs"]
+    }
+
+
+def test_prometheus_targets_are_compose_services(services: dict[str, dict[str, Any]]) -> None:
+    targets = _static_targets()
+    assert {"medkiosk-gateway", "medkiosk-subscriber", "medkiosk-kiosk", "medkiosk-autoscaler"} <= set(targets)
+    for job, hosts in targets.items():
+        for target in hosts:
+            host, port = target.rsplit(":", 1)
+            if job == "prometheus":
+                continue
+            assert host in services, f"{job}: {host} is not a compose service"
+            assert services[host]["environment"]["MEDKIOSK_METRICS_PORT"] == port, target
+    assert sorted(targets["medkiosk-subscriber"]) == [f"subscriber-{h}:{METRICS_PORT}" for h in HOSPITALS]
+
+
+def _rules() -> list[dict[str, Any]]:
+    return [rule for group in _load_yaml(PROMETHEUS_DIR / "rules.yml")["groups"] for rule in group["rules"]]
+
+
+def _check_names(expr: str, where: str, recorded: set[str]) -> None:
+    for name in _METRIC_TOKEN.findall(expr):
+        assert name in SERIES, f"{where}: unknown metric {name} in {expr!r}"
+    for name in _RECORDED_TOKEN.findall(expr):
+        assert name in recorded, f"{where}: unknown recording rule {name}"
+
+
+def test_rules_use_only_known_metrics() -> None:
+    rules = _rules()
+    recorded = {r["record"] for r in rules if "record" in r}
+    alerts = {r["alert"] for r in rules if "alert" in r}
+    assert {
+        "MedkioskDLQRejects",
+        "MedkioskOutboxGrowing",
+        "MedkioskOutboxStale",
+        "MedkioskConsumerLagHigh",
+        "MedkioskE2ELatencyHigh",
+    } <= alerts
+    for rule in rules:
+        _check_names(rule["expr"], rule.get("record") or rule["alert"], recorded)
+        if "alert" in rule:
+            assert rule["labels"]["severity"] in {"warning", "critical"}
+            assert rule["annotations"]["summary"]
+
+
+def test_promtool_check_config_and_rules() -> None:
+    promtool = _tool("promtool")
+    _run(promtool, "check", "config", "prometheus.yml", cwd=PROMETHEUS_DIR)
+    _run(promtool, "check", "rules", "rules.yml", cwd=PROMETHEUS_DIR)
+
+
+def test_promtool_rule_unit_tests() -> None:
+    promtool = _tool("promtool")
+    _run(promtool, "test", "rules", "rules_test.yml", cwd=PROMETHEUS_DIR)
+
+
+# -------------------------------------------------------------------------------------------------- Grafana
+
+
+def _dashboard_exprs() -> list[tuple[str, str]]:
+    dashboard = json.loads(DASHBOARD.read_text())
+    out = [(panel["title"], target["expr"]) for panel in dashboard["panels"] for target in panel.get("targets", [])]
+    for var in dashboard["templating"]["list"]:
+        if var["type"] == "query":
+            out.append((f"${var['name']}", var["definition"]))
+    return out
+
+
+def test_dashboard_uses_only_known_metrics() -> None:
+    exprs = _dashboard_exprs()
+    used = set()
+    for title, expr in exprs:
+        _check_names(expr, title, recorded=set())
+        used |= set(_METRIC_TOKEN.findall(expr))
+    # Throughput in/out, rejects, latency (from the histogram), outbox, lag and kiosk load are all on it.
+    assert {
+        "medkiosk_events_in_total",
+        "medkiosk_events_out_total",
+        "medkiosk_rejects_total",
+        "medkiosk_e2e_latency_seconds_bucket",
+        "medkiosk_outbox_depth",
+        "medkiosk_consumer_lag",
+        "medkiosk_kiosk_load",
+    } <= used
+    quantiles = {m.group(1) for _, e in exprs for m in re.finditer(r"histogram_quantile\((0\.\d+)", e)}
+    assert quantiles == {"0.50", "0.99"}
+
+
+def test_dashboard_promql_is_valid(tmp_path: Path) -> None:
+    """Every panel query, with Grafana's variables filled in, compiles as a PromQL expression."""
+    promtool = _tool("promtool")
+    rules = [
+        {
+            "record": f"dashboard:query_{i}",
+            "expr": expr.replace("$__rate_interval", "1m").replace("$service", ".*").replace("$topic", ".*"),
+        }
+        for i, (_, expr) in enumerate(_dashboard_exprs())
+        if not expr.startswith("label_values(")
+    ]
+    path = tmp_path / "dashboard_rules.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    _run(promtool, "check", "rules", str(path))
+
+
+def test_grafana_provisioning_matches_compose(services: dict[str, dict[str, Any]]) -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    datasources = _load_yaml(INFRA / "grafana" / "provisioning" / "datasources" / "prometheus.yml")["datasources"]
+    (prom,) = datasources
+    assert prom["type"] == "prometheus"
+    assert prom["url"] == "http://prometheus:9090" and "prometheus" in services
+    ds_var = next(v for v in dashboard["templating"]["list"] if v["type"] == "datasource")
+    assert ds_var["current"]["value"] == prom["uid"]
+    for panel in dashboard["panels"]:
+        if panel["type"] != "row":
+            assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
+    provider = _load_yaml(INFRA / "grafana" / "provisioning" / "dashboards" / "medkiosk.yml")["providers"][0]
+    mounts = _volume_mounts(services["grafana"])
+    assert mounts[provider["options"]["path"]][0] == "./infra/grafana/dashboards"
+    assert mounts["/etc/grafana/provisioning/datasources"][0] == "./infra/grafana/provisioning/datasources"
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+
+
+# ------------------------------------------------------------------------------------------------ Kubernetes
+
+
+def _k8s_docs() -> list[dict[str, Any]]:
+    kustomization = _load_yaml(K8S / "kustomization.yaml")
+    docs = []
+    for resource in kustomization["resources"]:
+        docs.extend(_yaml_docs(K8S / resource))
+    return docs
+
+
+def test_k8s_manifests_are_consistent() -> None:
+    docs = _k8s_docs()
+    by_kind: dict[str, dict[str, dict[str, Any]]] = {}
+    for doc in docs:
+        assert doc["apiVersion"] and doc["kind"] and doc["metadata"]["name"]
+        by_kind.setdefault(doc["kind"], {})[doc["metadata"]["name"]] = doc
+    workloads = {**by_kind["Deployment"], **by_kind["StatefulSet"]}
+    assert set(by_kind["StatefulSet"]) == {"medkiosk-gateway"}
+    assert {f"medkiosk-subscriber-{h}" for h in HOSPITALS} <= set(by_kind["Deployment"])
+    settings = by_kind["ConfigMap"]["medkiosk-settings"]["data"]
+    assert all(key.startswith("MEDKIOSK_") for key in settings)
+    assert settings["MEDKIOSK_METRICS_HOST"] == "0.0.0.0"
+    for name, dep in workloads.items():
+        spec = dep["spec"]["template"]["spec"]
+        assert dep["spec"]["selector"]["matchLabels"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
+        (container,) = spec["containers"]
+        assert container["envFrom"] == [{"configMapRef": {"name": "medkiosk-settings"}}], name
+        assert container["ports"][0]["containerPort"] == int(settings["MEDKIOSK_METRICS_PORT"])
+        secrets = {v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v}
+        hospital = name.removeprefix("medkiosk-subscriber-")
+        expected_keys = "medkiosk-keys-gateway" if name == "medkiosk-gateway" else f"medkiosk-keys-{hospital}"
+        assert expected_keys in secrets, name
+        assert not any(s.startswith("medkiosk-keys-") and s != expected_keys for s in secrets), name
+    # Each gateway replica is a producer of its own: its pod name is its producer id.
+    gateway = workloads["medkiosk-gateway"]
+    (container,) = gateway["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["gateway", "--gateway-id", "$(POD_NAME)"]
+    assert {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in container["env"]
+    assert [t["metadata"]["name"] for t in gateway["spec"]["volumeClaimTemplates"]] == ["state"]
+    service = by_kind["Service"]["medkiosk-gateway"]
+    assert gateway["spec"]["serviceName"] == "medkiosk-gateway"
+    gateway_labels = gateway["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= gateway_labels.items()
+    assert service["spec"]["ports"][0]["targetPort"] == "metrics"
+
+
+def test_keda_scales_gateway_on_lag_and_kiosk_load() -> None:
+    docs = _k8s_docs()
+    scaled = [d for d in docs if d["kind"] == "ScaledObject"]
+    targets = [s["spec"]["scaleTargetRef"]["name"] for s in scaled]
+    assert len(targets) == len(set(targets)), "KEDA allows one ScaledObject per workload"
+    gateway = next(s for s in scaled if s["spec"]["scaleTargetRef"]["name"] == "medkiosk-gateway")
+    ref = gateway["spec"]["scaleTargetRef"]
+    assert any(d["kind"] == ref["kind"] and d["metadata"]["name"] == ref["name"] for d in docs)
+    triggers = {t["type"]: t["metadata"] for t in gateway["spec"]["triggers"]}
+    assert set(triggers) == {"kafka", "prometheus"}
+    for trigger in gateway["spec"]["triggers"]:
+        for key, value in trigger["metadata"].items():
+            assert isinstance(value, str), f"KEDA trigger metadata must be strings: {key}={value!r}"
+    from medkiosk.__main__ import build_parser
+
+    assert triggers["kafka"]["consumerGroup"] == build_parser().parse_args(["gateway"]).group
+    assert int(triggers["kafka"]["lagThreshold"]) > 0
+    assert "medkiosk_kiosk_load" in triggers["prometheus"]["query"]
+    _check_names(triggers["prometheus"]["query"], "keda", recorded=set())
+    assert float(triggers["prometheus"]["threshold"]) == pytest.approx(0.8)
+
+
+def test_kustomize_builds() -> None:
+    kubectl = _tool("kubectl")
+    out = _run(kubectl, "kustomize", str(K8S)).stdout
+    docs = [d for d in yaml.safe_load_all(out) if d]
+    kinds = {d["kind"] for d in docs}
+    assert kinds >= {"Namespace", "ConfigMap", "Deployment", "StatefulSet", "Service", "ScaledObject"}
+    assert all(d["metadata"].get("namespace") == "medkiosk" for d in docs if d["kind"] != "Namespace")
+
+
+# --------------------------------------------------------------------------------------- images, supervisord
+
+
+def _dockerfile(name: str) -> list[tuple[str, str]]:
+    text = (INFRA / "docker" / name).read_text().replace("\\\n", " ")
+    out = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            instruction, _, rest = stripped.partition(" ")
+            out.append((instruction.upper(), rest.strip()))
+    return out
+
+
+def _copy_sources_exist(instructions: list[tuple[str, str]]) -> None:
+    for instruction, rest in instructions:
+        if instruction == "COPY" and not rest.startswith("--from"):
+            *sources, _dest = rest.split()
+            matched = [s for s in sources if list(ROOT.glob(s.rstrip("/")))]
+            assert matched, f"COPY {rest}: nothing to copy"
+            for source in sources:
+                if not any(ch in source for ch in "*?["):
+                    assert (ROOT / source).exists(), f"COPY source {source} missing"
+
+
+def test_cloud_dockerfile() -> None:
+    instructions = _dockerfile("cloud.Dockerfile")
+    assert instructions[0] == ("FROM", "python:3.11-slim")
+    runs = [rest for ins, rest in instructions if ins == "RUN"]
+    torch_at = next(i for i, r in enumerate(runs) if "download.pytorch.org/whl/cpu" in r)
+    project_at = next(i for i, r in enumerate(runs) if '".[cloud]"' in r)
+    assert torch_at < project_at, "CPU torch must be installed before the cloud extra pulls a CUDA build"
+    assert ("ARG", "TORCH_VERSION=2.13.0") in instructions
+    assert ("ENTRYPOINT", '["medkiosk"]') in instructions
+    assert any(ins == "USER" and rest != "root" for ins, rest in instructions)
+    _copy_sources_exist(instructions)
+
+
+def test_edge_dockerfile_and_supervisord() -> None:
+    instructions = _dockerfile("edge.Dockerfile")
+    assert instructions[0] == ("FROM", "nvcr.io/nvidia/l4t-base:r35.2.1")
+    assert ("ARG", "EXTRAS=edge,gpu") in instructions
+    assert any(ins == "COPY" and "infra/supervisord/edge.conf" in rest for ins, rest in instructions)
+    assert instructions[-1][0] == "CMD" and "supervisord" in instructions[-1][1]
+    _copy_sources_exist(instructions)
+
+    conf = configparser.ConfigParser(interpolation=None)
+    conf.read(INFRA / "supervisord" / "edge.conf")
+    assert conf["supervisord"]["nodaemon"] == "true"
+    programs = [s for s in conf.sections() if s.startswith("program:")]
+    assert programs == ["program:edge-agent"]
+    agent = conf["program:edge-agent"]
+    assert agent["command"].endswith("medkiosk edge --config /etc/medkiosk/kiosk.toml")
+    assert agent["autorestart"] == "true"
+    assert agent["stdout_logfile"] == "/dev/stdout" and agent["stdout_logfile_maxbytes"] == "0"
+    assert agent["stderr_logfile"] == "/dev/stderr" and agent["stderr_logfile_maxbytes"] == "0"
+
+
+def test_dockerignore_keeps_secrets_and_venvs_out() -> None:
+    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
+    assert {".git", ".venv", ".tools", ".medkiosk", "*.pem", "*.key"} <= ignored
