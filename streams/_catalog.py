@@ -38,7 +38,7 @@ class TopicSpec:
     partitions: int | None = None
 
     def configs(self) -> dict[str, str]:
-        cfg = {"cleanup.policy": self.cleanup}
+        cfg: dict[str, str] = {"cleanup.policy": self.cleanup}
         if self.cleanup == "delete":
             cfg["retention.ms"] = str(self.retention_ms)
         return cfg

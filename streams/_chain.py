@@ -49,14 +49,21 @@ class ChainTracker:
         self._producers: dict[str, _Producer] = {}
 
     def check(self, rec: MedicalRecord, digest: bytes) -> ChainVerdict:
-        ctx = {"producer_id": rec.producer_id, "seq": rec.seq}
         st = self._producers.get(rec.producer_id)
         if st is None:
             if rec.seq == 1 and rec.prev_hash != GENESIS_HASH:
-                raise EnvelopeRejected(RejectReason.REJECT_REASON_BROKEN_CHAIN, "seq 1 must chain from genesis", **ctx)
+                raise EnvelopeRejected(
+                    RejectReason.REJECT_REASON_BROKEN_CHAIN,
+                    "seq 1 must chain from genesis",
+                    producer_id=rec.producer_id,
+                    seq=rec.seq,
+                )
             if self._strict_start and rec.seq != 1:
                 raise EnvelopeRejected(
-                    RejectReason.REJECT_REASON_SEQ_GAP, f"log starts at seq {rec.seq} for this producer", **ctx
+                    RejectReason.REJECT_REASON_SEQ_GAP,
+                    f"log starts at seq {rec.seq} for this producer",
+                    producer_id=rec.producer_id,
+                    seq=rec.seq,
                 )
             return ChainVerdict.ACCEPT
         if rec.seq <= st.last_seq:
@@ -65,15 +72,22 @@ class ChainTracker:
             raise EnvelopeRejected(
                 RejectReason.REJECT_REASON_REPLAYED_SEQ,
                 f"seq {rec.seq} <= last accepted {st.last_seq}",
-                **ctx,
+                producer_id=rec.producer_id,
+                seq=rec.seq,
             )
         if rec.seq > st.last_seq + 1:
             raise EnvelopeRejected(
-                RejectReason.REJECT_REASON_SEQ_GAP, f"expected seq {st.last_seq + 1}, got {rec.seq}", **ctx
+                RejectReason.REJECT_REASON_SEQ_GAP,
+                f"expected seq {st.last_seq + 1}, got {rec.seq}",
+                producer_id=rec.producer_id,
+                seq=rec.seq,
             )
         if rec.prev_hash != st.last_hash:
             raise EnvelopeRejected(
-                RejectReason.REJECT_REASON_BROKEN_CHAIN, f"prev_hash does not match seq {st.last_seq}", **ctx
+                RejectReason.REJECT_REASON_BROKEN_CHAIN,
+                f"prev_hash does not match seq {st.last_seq}",
+                producer_id=rec.producer_id,
+                seq=rec.seq,
             )
         return ChainVerdict.ACCEPT
 

@@ -151,67 +151,89 @@ def parse(raw: bytes) -> MedicalRecord:
 def verify_signature(rec: MedicalRecord, keyring: Keyring) -> None:
     """Check the producer is known, the key version exists, the signature holds and the producer
     may speak for ``hospital_id``. Needs public keys only."""
-    ctx = {"producer_id": rec.producer_id, "seq": rec.seq}
     info = keyring.producers.get(rec.producer_id)
     if info is None:
-        raise EnvelopeRejected(RejectReason.REJECT_REASON_UNKNOWN_PRODUCER, rec.producer_id, **ctx)
+        raise EnvelopeRejected(
+            RejectReason.REJECT_REASON_UNKNOWN_PRODUCER, rec.producer_id, producer_id=rec.producer_id, seq=rec.seq
+        )
     public = keyring.public_keys.get((rec.producer_id, rec.signature.v))
     if public is None:
         raise EnvelopeRejected(
-            RejectReason.REJECT_REASON_UNKNOWN_SIGNING_KEY, f"{rec.producer_id} v{rec.signature.v}", **ctx
+            RejectReason.REJECT_REASON_UNKNOWN_SIGNING_KEY,
+            f"{rec.producer_id} v{rec.signature.v}",
+            producer_id=rec.producer_id,
+            seq=rec.seq,
         )
     sig = encode_dss_signature(int.from_bytes(rec.signature.r, "big"), int.from_bytes(rec.signature.s, "big"))
     try:
         public.verify(sig, _signed_digest(header_bytes(rec), rec.encrypted_data), _ECDSA)
     except InvalidSignature:
-        raise EnvelopeRejected(RejectReason.REJECT_REASON_BAD_SIGNATURE, "signature does not verify", **ctx) from None
+        raise EnvelopeRejected(
+            RejectReason.REJECT_REASON_BAD_SIGNATURE,
+            "signature does not verify",
+            producer_id=rec.producer_id,
+            seq=rec.seq,
+        ) from None
     if info.hospital_id and info.hospital_id != rec.hospital_id:
         raise EnvelopeRejected(
             RejectReason.REJECT_REASON_WRONG_HOSPITAL,
             f"{rec.producer_id} belongs to {info.hospital_id}, envelope says {rec.hospital_id}",
-            **ctx,
+            producer_id=rec.producer_id,
+            seq=rec.seq,
         )
     if rec.encryption == Encryption.ENCRYPTION_AES256_GCM:
         if not rec.key_id.startswith(f"{rec.hospital_id}/"):
             raise EnvelopeRejected(
                 RejectReason.REJECT_REASON_WRONG_HOSPITAL,
                 f"data key {rec.key_id} is not a key of {rec.hospital_id}",
-                **ctx,
+                producer_id=rec.producer_id,
+                seq=rec.seq,
             )
     elif rec.encryption != Encryption.ENCRYPTION_NONE:
-        raise EnvelopeRejected(RejectReason.REJECT_REASON_MALFORMED, "unknown encryption", **ctx)
+        raise EnvelopeRejected(
+            RejectReason.REJECT_REASON_MALFORMED, "unknown encryption", producer_id=rec.producer_id, seq=rec.seq
+        )
 
 
 def decrypt(rec: MedicalRecord, keyring: Keyring) -> bytes:
     """The inner payload bytes; AES-GCM checks they and the header are exactly what was sealed."""
     if rec.encryption == Encryption.ENCRYPTION_NONE:
         return rec.encrypted_data
-    ctx = {"producer_id": rec.producer_id, "seq": rec.seq}
     key = keyring.data_key(rec.key_id)
     if key is None:
-        raise EnvelopeRejected(RejectReason.REJECT_REASON_UNKNOWN_DATA_KEY, rec.key_id, **ctx)
+        raise EnvelopeRejected(
+            RejectReason.REJECT_REASON_UNKNOWN_DATA_KEY, rec.key_id, producer_id=rec.producer_id, seq=rec.seq
+        )
     data = rec.encrypted_data
     if len(data) < _NONCE + 16:
-        raise EnvelopeRejected(RejectReason.REJECT_REASON_DECRYPT_FAILED, "ciphertext too short", **ctx)
+        raise EnvelopeRejected(
+            RejectReason.REJECT_REASON_DECRYPT_FAILED, "ciphertext too short", producer_id=rec.producer_id, seq=rec.seq
+        )
     try:
         return AESGCM(key.key).decrypt(data[:_NONCE], data[_NONCE:], header_bytes(rec))
     except InvalidTag:
         raise EnvelopeRejected(
-            RejectReason.REJECT_REASON_DECRYPT_FAILED, "authentication tag mismatch", **ctx
+            RejectReason.REJECT_REASON_DECRYPT_FAILED,
+            "authentication tag mismatch",
+            producer_id=rec.producer_id,
+            seq=rec.seq,
         ) from None
 
 
 def decode_payload(rec: MedicalRecord, payload: bytes) -> Message:
     """Decode the inner protobuf named by the envelope's ``schema``."""
-    ctx = {"producer_id": rec.producer_id, "seq": rec.seq}
     cls = message_type(rec.schema)
     if cls is None:
-        raise EnvelopeRejected(RejectReason.REJECT_REASON_UNKNOWN_SCHEMA, rec.schema, **ctx)
+        raise EnvelopeRejected(
+            RejectReason.REJECT_REASON_UNKNOWN_SCHEMA, rec.schema, producer_id=rec.producer_id, seq=rec.seq
+        )
     msg = cls()
     try:
         msg.ParseFromString(payload)
     except DecodeError as exc:
-        raise EnvelopeRejected(RejectReason.REJECT_REASON_DECODE_FAILED, str(exc), **ctx) from None
+        raise EnvelopeRejected(
+            RejectReason.REJECT_REASON_DECODE_FAILED, str(exc), producer_id=rec.producer_id, seq=rec.seq
+        ) from None
     return msg
 
 

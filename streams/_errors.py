@@ -9,7 +9,8 @@ __all__ = ["EnvelopeRejected", "reason_label"]
 
 def reason_label(reason: int) -> str:
     """``REJECT_REASON_BAD_SIGNATURE`` -> ``bad_signature``: the label used in metrics and JSON."""
-    return RejectReason.Name(reason).removeprefix("REJECT_REASON_").lower()  # type: ignore[arg-type]
+    name: str = RejectReason.Name(reason)
+    return name.removeprefix("REJECT_REASON_").lower()
 
 
 class EnvelopeRejected(Exception):

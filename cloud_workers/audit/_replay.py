@@ -84,7 +84,9 @@ async def replay_topic(
             if start >= stop_at[tp]:
                 stop_at[tp] = -1
         # Reading from offset 0 means we see each producer's whole history: its first record must be seq 1.
-        chain = ChainTracker(window=1 << 20, strict_start=all(begin[tp] == 0 and from_offset in (None, 0) for tp in tps))
+        chain = ChainTracker(
+            window=1 << 20, strict_start=all(begin[tp] == 0 and from_offset in (None, 0) for tp in tps)
+        )
         active = {tp for tp in tps if stop_at[tp] >= 0}
         idle_polls = 0
         while active and idle_polls < 50:

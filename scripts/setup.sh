@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Prepare this checkout on a fresh Debian + Python 3.11 machine; safe to run again (it only does what is missing).
+#   - apt packages the tests use (promtool from `prometheus`, npm for buf), when missing and we are root (or have sudo);
+#   - .venv with CPU torch installed FIRST (so nothing pulls a CUDA build), then the project with its dev extra.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+PY="${PYTHON:-}"
+if [ -z "$PY" ]; then
+    for candidate in python3.11 python3; do
+        if command -v "$candidate" >/dev/null 2>&1; then PY="$candidate"; break; fi
+    done
+fi
+[ -n "$PY" ] || { echo "setup: no python3.11 found" >&2; exit 1; }
+
+need=()
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+if [ "${#need[@]}" -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; else SUDO=none; fi
+    if [ "$SUDO" = none ]; then
+        echo "setup: missing ${need[*]} and not root: tests that need them will be skipped" >&2
+    else
+        echo "setup: apt-get install ${need[*]}" >&2
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    echo "setup: creating .venv with $PY" >&2
+    "$PY" -m venv .venv
+fi
+stamp=.venv/.medkiosk-installed
+want="$(cat pyproject.toml | sha256sum | cut -c1-16)"
+if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
+    echo "setup: installing torch==2.13.0 (CPU) and medkiosk[dev] into .venv" >&2
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q "torch==2.13.0"
+    .venv/bin/python -m pip install -q -e '.[dev]'
+    echo "$want" >"$stamp"
+fi
