@@ -1,0 +1,3 @@
+"""Cloud-side workers: gateway and federated-learning services."""
+
+__all__: list[str] = []
