@@ -37,6 +37,6 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
     echo "setup: installing torch==2.13.0 (CPU) and medkiosk[dev] into .venv" >&2
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q "torch==2.13.0"
-    .venv/bin/python -m pip install -q -e '.[dev]'
+    .venv/bin/python -m pip install -q -e '.[dev]' --config-settings editable_mode=compat
     echo "$want" >"$stamp"
 fi
