@@ -108,7 +108,7 @@ async def _latency(bootstrap: str, topic: str, keyring: Keyring, rate: float, se
     open_one = _opener(keyring)
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="latest", fetch_max_wait_ms=5)
     await consumer.start()
-    while not consumer.assignment():
+    while not consumer.assignment():  # noqa: ASYNC110 - aiokafka offers no event for assignment
         await asyncio.sleep(0.01)
     await consumer.seek_to_end()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)

@@ -1,0 +1,117 @@
+"""Federated learning with packed Paillier secure aggregation.
+
+Clients send masked, clipped, stochastically quantised, BatchCrypt-packed, Paillier-encrypted
+updates; an aggregator with only the public key multiplies ciphertexts; a keyholder decrypts only
+sums; the coordinator dequantises and applies the aggregate. All coordinates sent in a round come
+from one shared mask (seeded random-k or top-k of the previous global update), with client-side
+error feedback for the rest. DP accounting uses opacus's RDP accountant.
+"""
+
+from cloud_workers.federated._dp import (
+    OPACUS_DEFAULT_ORDERS,
+    RDP_ORDERS,
+    distributed_noise_std,
+    epsilon_for,
+    gaussian_mechanism_sigma,
+    noise_multiplier_for,
+)
+from cloud_workers.federated._mask import ErrorFeedback, as_mask, random_k_mask, top_k_mask
+from cloud_workers.federated._packing import (
+    PLAINTEXT_MARGIN_BITS,
+    PackedAccumulator,
+    PackingOverflow,
+    PackingSpec,
+    max_values_per_plaintext,
+    pack,
+    unpack,
+)
+from cloud_workers.federated._paillier import (
+    EncryptedAccumulator,
+    ObfuscatorPool,
+    PrivateKey,
+    PublicKey,
+    add_ciphertexts,
+    ciphertext_bytes,
+    ciphertext_from_bytes,
+    ciphertext_to_bytes,
+    decrypt_raw,
+    encrypt_packed,
+    encrypt_with_obfuscator,
+    generate_keypair,
+    key_id,
+    load_private_key,
+    load_public_key,
+    obfuscator,
+    private_key_from_json,
+    private_key_to_json,
+    public_key_from_json,
+    public_key_to_json,
+    save_private_key,
+    save_public_key,
+)
+from cloud_workers.federated._pipeline import (
+    EncodeSpec,
+    client_encode,
+    decode_aggregate,
+    decrypt_aggregate,
+    scatter_masked,
+)
+from cloud_workers.federated._quantize import (
+    QuantSpec,
+    clip_by_l2,
+    dequantize,
+    dequantize_sum,
+    stochastic_quantize,
+)
+
+__all__ = [
+    "OPACUS_DEFAULT_ORDERS",
+    "PLAINTEXT_MARGIN_BITS",
+    "RDP_ORDERS",
+    "EncodeSpec",
+    "EncryptedAccumulator",
+    "ErrorFeedback",
+    "ObfuscatorPool",
+    "PackedAccumulator",
+    "PackingOverflow",
+    "PackingSpec",
+    "PrivateKey",
+    "PublicKey",
+    "QuantSpec",
+    "add_ciphertexts",
+    "as_mask",
+    "ciphertext_bytes",
+    "ciphertext_from_bytes",
+    "ciphertext_to_bytes",
+    "client_encode",
+    "clip_by_l2",
+    "decode_aggregate",
+    "decrypt_aggregate",
+    "decrypt_raw",
+    "dequantize",
+    "dequantize_sum",
+    "distributed_noise_std",
+    "encrypt_packed",
+    "encrypt_with_obfuscator",
+    "epsilon_for",
+    "gaussian_mechanism_sigma",
+    "generate_keypair",
+    "key_id",
+    "load_private_key",
+    "load_public_key",
+    "max_values_per_plaintext",
+    "noise_multiplier_for",
+    "obfuscator",
+    "pack",
+    "private_key_from_json",
+    "private_key_to_json",
+    "public_key_from_json",
+    "public_key_to_json",
+    "random_k_mask",
+    "save_private_key",
+    "save_public_key",
+    "scatter_masked",
+    "stochastic_quantize",
+    "top_k_mask",
+    "unpack",
+]
