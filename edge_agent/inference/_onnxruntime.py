@@ -43,4 +43,4 @@ class OnnxRuntimeEngine:
         return await run_in_thread(self, inputs)
 
     def close(self) -> None:
-        self._session = None  # type: ignore[assignment]
+        del self._session
