@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import numpy as np
 from phe.paillier import EncryptedNumber
 
-from cloud_workers.federated import (
+from streams.federated import (
     EncodeSpec,
     EncryptedAccumulator,
     ErrorFeedback,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from phe.paillier import EncryptedNumber
 
-from cloud_workers.federated import (
+from streams.federated import (
     ObfuscatorPool,
     PackingOverflow,
     PrivateKey,

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloud_workers.federated import (
+from streams.federated import (
     PLAINTEXT_MARGIN_BITS,
     EncryptedAccumulator,
     PackedAccumulator,

@@ -23,7 +23,7 @@ import gmpy2
 from phe import paillier
 from phe.paillier import PaillierPrivateKey, PaillierPublicKey
 
-from cloud_workers.federated._packing import PackingOverflow
+from streams.federated._packing import PackingOverflow
 
 __all__ = [
     "EncryptedAccumulator",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cloud_workers.federated import (
+from streams.federated import (
     EncodeSpec,
     EncryptedAccumulator,
     ErrorFeedback,

@@ -1,4 +1,7 @@
-"""Federated learning with packed Paillier secure aggregation.
+"""The wire codec of federated-learning updates: packed Paillier secure aggregation maths.
+
+Shared by the hospital-side client (``edge_agent``) and the cloud roles (``cloud_workers``), which may not
+import each other.
 
 Clients send masked, clipped, stochastically quantised, BatchCrypt-packed, Paillier-encrypted
 updates; an aggregator with only the public key multiplies ciphertexts; a keyholder decrypts only
@@ -7,7 +10,7 @@ from one shared mask (seeded random-k or top-k of the previous global update), w
 error feedback for the rest. DP accounting uses opacus's RDP accountant.
 """
 
-from cloud_workers.federated._dp import (
+from streams.federated._dp import (
     OPACUS_DEFAULT_ORDERS,
     RDP_ORDERS,
     distributed_noise_std,
@@ -15,8 +18,8 @@ from cloud_workers.federated._dp import (
     gaussian_mechanism_sigma,
     noise_multiplier_for,
 )
-from cloud_workers.federated._mask import ErrorFeedback, as_mask, random_k_mask, top_k_mask
-from cloud_workers.federated._packing import (
+from streams.federated._mask import ErrorFeedback, as_mask, random_k_mask, top_k_mask
+from streams.federated._packing import (
     PLAINTEXT_MARGIN_BITS,
     PackedAccumulator,
     PackingOverflow,
@@ -25,7 +28,7 @@ from cloud_workers.federated._packing import (
     pack,
     unpack,
 )
-from cloud_workers.federated._paillier import (
+from streams.federated._paillier import (
     EncryptedAccumulator,
     ObfuscatorPool,
     PrivateKey,
@@ -49,14 +52,14 @@ from cloud_workers.federated._paillier import (
     save_private_key,
     save_public_key,
 )
-from cloud_workers.federated._pipeline import (
+from streams.federated._pipeline import (
     EncodeSpec,
     client_encode,
     decode_aggregate,
     decrypt_aggregate,
     scatter_masked,
 )
-from cloud_workers.federated._quantize import (
+from streams.federated._quantize import (
     QuantSpec,
     clip_by_l2,
     dequantize,

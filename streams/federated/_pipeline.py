@@ -1,7 +1,7 @@
 """End-to-end client encoding and aggregate decoding, free of any transport.
 
 Client: ``update -> + residual -> shared mask -> clip -> (+ noise share) -> quantise -> pack ->
-encrypt``. Aggregator: :class:`~cloud_workers.federated.EncryptedAccumulator`. Keyholder:
+encrypt``. Aggregator: :class:`~streams.federated.EncryptedAccumulator`. Keyholder:
 :func:`decrypt_aggregate`. Coordinator: :func:`decode_aggregate` then :func:`scatter_masked`.
 """
 
@@ -14,16 +14,16 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from cloud_workers.federated._mask import ErrorFeedback, as_mask
-from cloud_workers.federated._packing import PackingOverflow, PackingSpec, pack, unpack
-from cloud_workers.federated._paillier import (
+from streams.federated._mask import ErrorFeedback, as_mask
+from streams.federated._packing import PackingOverflow, PackingSpec, pack, unpack
+from streams.federated._paillier import (
     ObfuscatorPool,
     PrivateKey,
     PublicKey,
     decrypt_raw,
     encrypt_packed,
 )
-from cloud_workers.federated._quantize import QuantSpec, clip_by_l2, dequantize_sum, stochastic_quantize
+from streams.federated._quantize import QuantSpec, clip_by_l2, dequantize_sum, stochastic_quantize
 
 __all__ = ["EncodeSpec", "client_encode", "decode_aggregate", "decrypt_aggregate", "scatter_masked"]
 
@@ -33,7 +33,7 @@ class EncodeSpec:
     """Everything a client needs (besides key and mask) to encode its update for a round.
 
     ``noise_std`` is the client's share of distributed Gaussian noise (see
-    :func:`~cloud_workers.federated.distributed_noise_std`), added after clipping. Values beyond
+    :func:`~streams.federated.distributed_noise_std`), added after clipping. Values beyond
     ``quant.range`` are clamped, so keep ``quant.range`` comfortably above the per-coordinate
     magnitudes (``clip_norm`` bounds them without noise).
     """

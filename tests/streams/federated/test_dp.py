@@ -7,7 +7,7 @@ import math
 import pytest
 from opacus.accountants import RDPAccountant
 
-from cloud_workers.federated import (
+from streams.federated import (
     OPACUS_DEFAULT_ORDERS,
     distributed_noise_std,
     epsilon_for,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloud_workers.federated import ErrorFeedback, as_mask, random_k_mask, top_k_mask
+from streams.federated import ErrorFeedback, as_mask, random_k_mask, top_k_mask
 
 DETERMINISTIC = settings(derandomize=True, max_examples=60, deadline=None)
 

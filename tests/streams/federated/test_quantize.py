@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloud_workers.federated import QuantSpec, clip_by_l2, dequantize, dequantize_sum, stochastic_quantize
+from streams.federated import QuantSpec, clip_by_l2, dequantize, dequantize_sum, stochastic_quantize
 
 DETERMINISTIC = settings(derandomize=True, max_examples=60, deadline=None)
 
