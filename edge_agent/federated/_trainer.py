@@ -1,0 +1,36 @@
+"""What the federated client needs from a local model: train from the global parameters, return an update."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["LocalResult", "LocalTrainer"]
+
+
+@dataclass(frozen=True, slots=True)
+class LocalResult:
+    #: New local parameters minus the global parameters they started from (flat float64).
+    update: NDArray[np.float64]
+    num_examples: int
+    #: Privacy spent so far by this client under DP-SGD (cumulative over rounds), and its delta.
+    epsilon: float
+    delta: float
+    #: Local training metrics, e.g. {"loss": ..., "train_accuracy": ...}.
+    metrics: dict[str, float]
+
+
+class LocalTrainer(Protocol):
+    """A hospital's model and data. Parameters travel as one flat float64 vector."""
+
+    @property
+    def num_params(self) -> int: ...
+
+    def initial_params(self, seed: int) -> NDArray[np.float64]: ...
+
+    def train(self, global_params: NDArray[np.float64], round_id: int, rng: np.random.Generator) -> LocalResult: ...
+
+    def evaluate(self, params: NDArray[np.float64]) -> dict[str, float]: ...
