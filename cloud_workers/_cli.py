@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from cloud_workers.audit import replay_topic
+from cloud_workers.control import publish_commands, scaling_command
 from cloud_workers.gateway import Gateway, GatewayConfig
 from cloud_workers.hospital import HospitalSubscriber, SubscriberConfig, dumps
 from streams import configure_logging, run_consumer, run_until_stopped
@@ -84,6 +85,27 @@ def _audit_replay(args: argparse.Namespace) -> int:
     return 0 if report.bad == 0 else 1
 
 
+def _control_scale(args: argparse.Namespace) -> int:
+    ctx = service_context(args, args.producer)
+    cmd = scaling_command(
+        args.target,
+        inference_workers=args.workers or 0,
+        camera_fps=args.fps or 0.0,
+        max_batch=args.max_batch or 0,
+        replicas=args.replicas or 0,
+        reason=args.reason,
+        ttl_s=args.ttl,
+    )
+    outbox = ctx.settings.state_dir / args.producer / "outbox.db"
+    asyncio.run(
+        publish_commands(
+            [cmd], producer_id=args.producer, settings=ctx.settings, keyring=ctx.keyring, outbox_path=outbox
+        )
+    )
+    print(json.dumps({"command_id": cmd.command_id, "target": cmd.target, "published": True}))
+    return 0
+
+
 def add_cloud_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     gw = sub.add_parser(
         "gateway",
@@ -110,6 +132,25 @@ def add_cloud_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     s.add_argument("--max-events", type=int, help="exit after this many events")
     add_service_arguments(s)
     s.set_defaults(func=_subscribe)
+
+    control = sub.add_parser("control", help="send signed commands to kiosks and deployments")
+    csub = control.add_subparsers(dest="control_command", required=True)
+    scale = csub.add_parser(
+        "scale",
+        help="publish a scaling command on control.scaling.v1",
+        description="Signed by --producer (which kiosks must list in [commands] allowed_producers). "
+        "Only the given settings change; the command expires after --ttl seconds.",
+    )
+    scale.add_argument("--target", required=True, help="kiosk id, group:<name>, group:* or a deployment name")
+    scale.add_argument("--workers", type=int, help="inference workers")
+    scale.add_argument("--fps", type=float, help="camera frames per second")
+    scale.add_argument("--max-batch", type=int, help="largest inference batch")
+    scale.add_argument("--replicas", type=int, help="replicas (deployments)")
+    scale.add_argument("--reason", default="operator", help="free text kept with the command")
+    scale.add_argument("--ttl", type=float, default=300.0, help="seconds until the command expires")
+    scale.add_argument("--producer", default="autoscaler-1", help="producer id that signs the command")
+    add_service_arguments(scale)
+    scale.set_defaults(func=_control_scale)
 
     audit = sub.add_parser("audit", help="auditor tools")
     asub = audit.add_subparsers(dest="audit_command", required=True)
