@@ -16,7 +16,9 @@ POLICY = CommandPolicy(kiosk_id="k1", groups=("lobby",), allowed_producers=("aut
 
 
 def _event(keyring: Keyring, cmd: ScalingCommand, producer: str = "autoscaler-1", hospital: str = "") -> VerifiedEvent:
-    rec, _ = seal(cmd, signing_key=keyring.signing_key(producer), chain=ChainState(), hospital_id=hospital, data_key=None)
+    rec, _ = seal(
+        cmd, signing_key=keyring.signing_key(producer), chain=ChainState(), hospital_id=hospital, data_key=None
+    )
     raw = rec.SerializeToString()
     opened = open_envelope(raw, keyring)
     record = ConsumerRecord("control.scaling.v1", 0, 0, 0, 0, b"k1", raw, None, 0, len(raw), ())
@@ -24,7 +26,9 @@ def _event(keyring: Keyring, cmd: ScalingCommand, producer: str = "autoscaler-1"
 
 
 def test_a_command_for_me_is_applied(keyring: Keyring) -> None:
-    change = authorize_command(_event(keyring, scaling_command("k1", inference_workers=3, camera_fps=10)), POLICY, keyring)
+    change = authorize_command(
+        _event(keyring, scaling_command("k1", inference_workers=3, camera_fps=10)), POLICY, keyring
+    )
     assert change is not None
     assert (change.inference_workers, change.camera_fps, change.max_batch) == (3, 10.0, None)
 
