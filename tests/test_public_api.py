@@ -15,6 +15,11 @@ PACKAGES = [
     "cloud_workers.hospital",
     "cloud_workers.audit",
     "edge_agent.simulator",
+    "edge_agent.inference",
+    "edge_agent.triage",
+    "edge_agent.agent",
+    "edge_agent.sensors",
+    "edge_agent.fusion",
     "medkiosk",
 ]
 

@@ -11,9 +11,12 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["EngineInfo", "InferenceEngine", "Tensor", "run_in_thread"]
+__all__ = ["Dim", "EngineInfo", "EngineUnavailable", "InferenceEngine", "Tensor", "run_in_thread"]
 
 Tensor = NDArray[np.generic]
+
+#: One dimension of a declared tensor shape: a fixed size, a symbolic name (e.g. "batch") or unknown.
+Dim = int | str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +30,18 @@ class EngineInfo:
     #: "cpu", "cuda:0", ...
     device: str
     precision: str
+    #: Declared shapes, in the order of ``inputs``/``outputs`` (empty when the engine cannot tell).
+    input_shapes: tuple[tuple[Dim, ...], ...] = ()
+    output_shapes: tuple[tuple[Dim, ...], ...] = ()
+
+
+class EngineUnavailable(RuntimeError):
+    """This engine cannot run here (library missing, no GPU, ...); ``reason`` says why in words."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(f"{kind} engine unavailable: {reason}")
+        self.kind = kind
+        self.reason = reason
 
 
 @runtime_checkable

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from edge_agent.inference._base import EngineInfo, Tensor, run_in_thread
+from edge_agent.inference._base import Dim, EngineInfo, Tensor, run_in_thread
 
 __all__ = ["OnnxRuntimeEngine"]
+
+
+def _dims(shape: Sequence[Any]) -> tuple[Dim, ...]:
+    return tuple(d if isinstance(d, int | str) else None for d in shape)
 
 
 class OnnxRuntimeEngine:
@@ -23,9 +28,19 @@ class OnnxRuntimeEngine:
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self._session = ort.InferenceSession(str(model_path), sess_options=opts, providers=["CPUExecutionProvider"])
-        self._inputs = tuple(i.name for i in self._session.get_inputs())
-        self._outputs = tuple(o.name for o in self._session.get_outputs())
-        self._info = EngineInfo("onnxruntime", Path(model_path), self._inputs, self._outputs, "cpu", "fp32")
+        ins, outs = self._session.get_inputs(), self._session.get_outputs()
+        self._inputs = tuple(i.name for i in ins)
+        self._outputs = tuple(o.name for o in outs)
+        self._info = EngineInfo(
+            "onnxruntime",
+            Path(model_path),
+            self._inputs,
+            self._outputs,
+            "cpu",
+            "fp32",
+            input_shapes=tuple(_dims(i.shape) for i in ins),
+            output_shapes=tuple(_dims(o.shape) for o in outs),
+        )
 
     @property
     def info(self) -> EngineInfo:
