@@ -23,7 +23,15 @@ from edge_agent.fusion import Decision, Fuser, FusionConfig, Verdict
 from edge_agent.fusion import LivenessResult as FusionLiveness
 from edge_agent.sensors import CardFrame, RfidReader, RfidReaderConfig
 from schemas import CardRead as CardReadMsg
-from schemas import Chunk, IdentityCheck, IdentityVerdict, LivenessResult, ModelVersion, ScalingCommand
+from schemas import (
+    Chunk,
+    IdentityCheck,
+    IdentityVerdict,
+    LivenessResult,
+    ModelVersion,
+    RejectReason,
+    ScalingCommand,
+)
 from streams import (
     CONTROL_SCALING,
     FL_MODELS,
@@ -34,6 +42,7 @@ from streams import (
     BusSettings,
     ConsumerConfig,
     EnvelopeConsumer,
+    EnvelopeRejected,
     Keyring,
     Outbox,
     OutboxSender,
@@ -289,6 +298,16 @@ class EdgeAgent:
     # --- commands and models ------------------------------------------------------------------------
 
     async def _on_command(self, event: VerifiedEvent) -> None:
+        if isinstance(event.message, (Chunk, ModelVersion)):
+            producer = event.envelope.producer_id
+            info = self._keyring.producers.get(producer)
+            if producer not in self.config.commands.model_producers or info is None or info.hospital_id:
+                raise EnvelopeRejected(
+                    RejectReason.REJECT_REASON_UNAUTHORIZED,
+                    f"{producer} may not install models",
+                    producer_id=producer,
+                    seq=event.envelope.seq,
+                )
         if isinstance(event.message, Chunk):
             assembled = self._reassembler.add(event.message)
             if assembled is not None:

@@ -66,6 +66,8 @@ class TriageSettings:
 class CommandsConfig:
     #: Cloud producers whose scaling commands this kiosk obeys.
     allowed_producers: list[str] = field(default_factory=lambda: ["autoscaler-1"])
+    #: Cloud producers whose model versions (``fl.models.v1``) this kiosk installs.
+    model_producers: list[str] = field(default_factory=lambda: ["coordinator-1", "trainer-1"])
     #: Groups this kiosk belongs to (commands may target "group:<name>").
     groups: list[str] = field(default_factory=list)
 
