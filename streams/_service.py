@@ -37,8 +37,9 @@ class ServiceContext:
     stats: StatsFile
 
 
-def service_context(args: argparse.Namespace, service: str) -> ServiceContext:
-    update: dict[str, Any] = {"client_id": f"medkiosk-{service}"}
+def service_context(args: argparse.Namespace, service: str, defaults: dict[str, Any] | None = None) -> ServiceContext:
+    """Settings from (lowest first) the environment, ``defaults`` (e.g. a config file's [bus]), and flags."""
+    update: dict[str, Any] = {**(defaults or {}), "client_id": f"medkiosk-{service}"}
     if getattr(args, "bootstrap", None):
         update["bootstrap_servers"] = args.bootstrap
     if getattr(args, "keys_dir", None):
@@ -47,7 +48,7 @@ def service_context(args: argparse.Namespace, service: str) -> ServiceContext:
         update["state_dir"] = args.state_dir
     if getattr(args, "metrics_port", None) is not None:
         update["metrics_port"] = args.metrics_port
-    settings = BusSettings().model_copy(update=update)
+    settings = BusSettings(**update)
     if not (settings.keys_dir / "registry.json").exists():
         raise SystemExit(f"no keys at {settings.keys_dir}: run `medkiosk keys init` (or set MEDKIOSK_KEYS_DIR)")
     metrics = BusMetrics(service)

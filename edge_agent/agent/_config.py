@@ -54,6 +54,7 @@ class FusionSettings:
 
 @dataclass(kw_only=True)
 class TriageSettings:
+    enabled: bool = True
     model_dir: Path = _PACKAGE / "triage" / "models"
     engine: str = "auto"
     workers: int = 1
