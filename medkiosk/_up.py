@@ -43,6 +43,8 @@ class UpOptions:
     #: (at seconds, for seconds): stop the embedded broker for a while mid-run.
     outage: tuple[float, float] | None = None
     drain_timeout_s: float = 90.0
+    #: "edge": real kiosk agents on emulated devices; "simulated": synthetic events, no devices.
+    kiosk_mode: str = "edge"
     seed: int = 0
     progress: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr, flush=True))
 
@@ -61,12 +63,16 @@ def _free_port() -> int:
 
 
 class _Proc:
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
+    def __init__(
+        self, name: str, argv: list[str], env: dict[str, str], log_dir: Path, registry: list[_Proc] | None = None
+    ) -> None:
         self.name = name
         self._log: IO[bytes] = open(log_dir / f"{name}.log", "wb")  # noqa: SIM115 - closed in wait()
         self.popen = subprocess.Popen(
             [sys.executable, "-m", "medkiosk", *argv], env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
+        if registry is not None:
+            registry.append(self)
 
     def terminate(self) -> None:
         if self.popen.poll() is None:
@@ -88,8 +94,8 @@ class _Outputs:
     def __init__(self, files: dict[str, Path]) -> None:
         self._files = files
         self._pos = dict.fromkeys(files, 0)
-        self.seen: Counter[tuple[str, int]] = Counter()
-        self.where: dict[tuple[str, int], set[str]] = {}
+        self.seen: Counter[tuple[str, str, int]] = Counter()
+        self.where: dict[tuple[str, str, int], set[str]] = {}
         self.e2e_ms: list[float] = []
 
     def poll(self) -> None:
@@ -103,7 +109,7 @@ class _Outputs:
             self._pos[hospital] += end
             for line in data[:end].splitlines():
                 obj = json.loads(line)
-                key = (obj["producer_id"], int(obj["seq"]))
+                key = (obj["producer_id"], obj.get("stream", ""), int(obj["seq"]))
                 self.seen[key] += 1
                 self.where.setdefault(key, set()).add(hospital)
                 self.e2e_ms.append(float(obj["e2e_ms"]))
@@ -115,6 +121,16 @@ def _read_stats(path: Path) -> dict[str, Any]:
         return data
     except (OSError, ValueError):
         return {}
+
+
+def _published(kiosk: str, stats: dict[str, Any]) -> set[tuple[str, str, int]]:
+    """(producer, stream, seq) of every event a kiosk published to its hospital in this run (not telemetry)."""
+    return {
+        (kiosk, stream, seq)
+        for stream, ranges in stats.get("published_seqs", {}).items()
+        for first, last in ranges
+        for seq in range(int(first), int(last) + 1)
+    }
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -182,7 +198,7 @@ def run_up(opts: UpOptions) -> UpResult:
                 argv += ["--metrics-port", str(next(ports))]
             return argv
 
-        gateway = _Proc("gateway-1", ["gateway", *common("gateway-1", "gateway-1")], env, logs)
+        gateway = _Proc("gateway-1", ["gateway", *common("gateway-1", "gateway-1")], env, logs, procs)
         subs = [
             _Proc(
                 f"subscriber-{h}",
@@ -196,6 +212,7 @@ def run_up(opts: UpOptions) -> UpResult:
                 ],
                 env,
                 logs,
+                procs,
             )
             for h in hospitals
         ]
@@ -210,30 +227,44 @@ def run_up(opts: UpOptions) -> UpResult:
                 raise RuntimeError(f"workers not ready after 60 s; see {logs}")
             time.sleep(0.1)
         say("gateway and subscribers have their partitions")
-        kiosk_procs = [
-            _Proc(
-                k,
-                [
-                    "kiosk",
-                    "simulate",
-                    "--kiosk-id",
+        emulators: list[_Proc] = []
+        if opts.kiosk_mode == "edge":
+            from medkiosk._up_edge import EdgeLaunch
+
+            launch = EdgeLaunch(run_dir, kiosks, rate_hz=opts.rate_hz, duration_s=opts.duration_s, seed=opts.seed)
+            kiosk_procs = [
+                _Proc(k, [*launch.agent_argv(k, common(k, k)), "--drain", str(opts.drain_timeout_s)], env, logs, procs)
+                for k in kiosks
+            ]
+            say("kiosk agents starting (camera warm-up)")
+            launch.wait_warm(lambda k: _read_stats(stats_dir / f"{k}.json"), [*workers, *kiosk_procs])
+            emulators = [_Proc(name, argv, env, logs, procs) for name, argv in launch.emulator_argvs().items()]
+            say("card readers and kiosk UIs emulated")
+        else:
+            kiosk_procs = [
+                _Proc(
                     k,
-                    "--hospital",
-                    h,
-                    "--rate",
-                    str(opts.rate_hz),
-                    "--seed",
-                    str(opts.seed),
-                    "--drain",
-                    str(opts.drain_timeout_s),
-                    *common(k, k),
-                ],
-                env,
-                logs,
-            )
-            for k, h in kiosks.items()
-        ]
-        procs = [gateway, *subs, *kiosk_procs]
+                    [
+                        "kiosk",
+                        "simulate",
+                        "--kiosk-id",
+                        k,
+                        "--hospital",
+                        h,
+                        "--rate",
+                        str(opts.rate_hz),
+                        "--seed",
+                        str(opts.seed),
+                        "--drain",
+                        str(opts.drain_timeout_s),
+                        *common(k, k),
+                    ],
+                    env,
+                    logs,
+                    procs,
+                )
+                for k, h in kiosks.items()
+            ]
         if ports is not None:
             say(f"metrics: http://127.0.0.1:{opts.metrics_base_port}-{opts.metrics_base_port + len(procs) - 1}/metrics")
         say(f"running {len(kiosk_procs)} kiosks for {len(hospitals)} hospitals for {opts.duration_s:g}s")
@@ -241,7 +272,11 @@ def run_up(opts: UpOptions) -> UpResult:
         outputs = _Outputs({h: run_dir / "out" / f"{h}.jsonl" for h in hospitals})
 
         def published() -> int:
-            return sum(int(_read_stats(stats_dir / f"{k}.json").get("published", 0)) for k in kiosks)
+            total = 0
+            for k in kiosks:
+                st = _read_stats(stats_dir / f"{k}.json")
+                total += int(st.get("published", st.get("identity_checks", 0) + st.get("inferences", 0)))
+            return total
 
         def rejected() -> int:
             names = ["gateway-1", *(f"subscriber-{h}" for h in hospitals)]
@@ -251,7 +286,7 @@ def run_up(opts: UpOptions) -> UpResult:
         outage_done = False
         last_report = 0.0
         while (elapsed := time.monotonic() - start) < opts.duration_s:
-            for p in procs:
+            for p in [gateway, *subs, *kiosk_procs]:
                 if p.popen.poll() is not None:
                     raise RuntimeError(f"{p.name} exited early (code {p.popen.returncode}); see {logs / p.name}.log")
             if opts.outage and broker is not None and not outage_done and elapsed >= opts.outage[0]:
@@ -266,17 +301,17 @@ def run_up(opts: UpOptions) -> UpResult:
                 last_report = elapsed
             time.sleep(0.2)
 
+        for p in emulators:
+            p.terminate()
+        for p in emulators:
+            p.wait(15)
         say("stopping kiosks (draining outboxes)")
         for p in kiosk_procs:
             p.terminate()
         for p in kiosk_procs:
             p.wait(opts.drain_timeout_s + 30)
         kiosk_stats = {k: _read_stats(stats_dir / f"{k}.json") for k in kiosks}
-        expected = {
-            (k, seq)
-            for k, st in kiosk_stats.items()
-            for seq in range(int(st.get("first_seq", 1)), int(st.get("last_seq", 0)) + 1)
-        }
+        expected = set().union(*(_published(k, st) for k, st in kiosk_stats.items()))
         deadline = time.monotonic() + opts.drain_timeout_s
         while time.monotonic() < deadline:
             outputs.poll()
@@ -290,7 +325,7 @@ def run_up(opts: UpOptions) -> UpResult:
         for p in [gateway, *subs]:
             p.wait(30)
         delivered = expected & set(outputs.seen)
-        misrouted = sum(1 for (k, s) in delivered if outputs.where[(k, s)] != {kiosks[k]})
+        misrouted = sum(1 for key in delivered if outputs.where[key] != {kiosks[key[0]]})
         summary = {
             "published": len(expected),
             "delivered": len(delivered),

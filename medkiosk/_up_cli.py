@@ -40,6 +40,7 @@ def _up(args: argparse.Namespace) -> int:
             metrics_base_port=args.metrics_base_port,
             outage=args.broker_outage,
             seed=args.seed,
+            kiosk_mode=args.kiosk_mode,
         )
     )
     print(json.dumps(result.summary), flush=True)
@@ -68,5 +69,12 @@ def add_up_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     up.add_argument("--keys-dir", type=Path, help="keys directory (default <state-dir>/keys)")
     up.add_argument("--metrics-base-port", type=int, default=0, help="give each process /metrics from this port up")
     up.add_argument("--broker-outage", type=_outage, metavar="AT:FOR", help="stop the embedded broker mid-run")
+    up.add_argument(
+        "--kiosk-mode",
+        choices=["edge", "simulated"],
+        default="edge",
+        help="edge: real kiosk agents on emulated card readers, cameras and UIs (default); "
+        "simulated: synthetic identity checks only (lighter)",
+    )
     up.add_argument("--seed", type=int, default=0)
     up.set_defaults(func=_up)

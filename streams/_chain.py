@@ -31,7 +31,9 @@ class ChainTracker:
 
     Rules, checked in order for an envelope with a valid signature:
 
-    * first envelope seen from a producer: accepted as the baseline (a consumer may start mid-stream),
+    Chains are per (producer_id, stream): a producer writes one chain per topic it publishes to.
+
+    * first envelope seen from a producer in a stream: accepted as the baseline (a consumer may start mid-stream),
       unless ``strict_start`` (reading from the log's first offset), where it must be ``seq == 1``;
       ``seq == 1`` must chain from the genesis hash;
     * ``seq <= last``: a byte-identical envelope seen recently is a DUPLICATE; anything else is
@@ -46,10 +48,10 @@ class ChainTracker:
         self._window = window
         #: When the reader starts at the very beginning of the log, a first envelope must be seq 1.
         self._strict_start = strict_start
-        self._producers: dict[str, _Producer] = {}
+        self._producers: dict[tuple[str, str], _Producer] = {}
 
     def check(self, rec: MedicalRecord, digest: bytes) -> ChainVerdict:
-        st = self._producers.get(rec.producer_id)
+        st = self._producers.get((rec.producer_id, rec.stream))
         if st is None:
             if rec.seq == 1 and rec.prev_hash != GENESIS_HASH:
                 raise EnvelopeRejected(
@@ -92,15 +94,15 @@ class ChainTracker:
         return ChainVerdict.ACCEPT
 
     def accept(self, rec: MedicalRecord, digest: bytes) -> None:
-        st = self._producers.get(rec.producer_id)
+        st = self._producers.get((rec.producer_id, rec.stream))
         if st is None:
-            st = self._producers[rec.producer_id] = _Producer(rec.seq, digest)
+            st = self._producers[(rec.producer_id, rec.stream)] = _Producer(rec.seq, digest)
         else:
             st.last_seq, st.last_hash = rec.seq, digest
         st.recent[rec.seq] = digest
         if len(st.recent) > self._window:
             st.recent.popitem(last=False)
 
-    def last_seq(self, producer_id: str) -> int:
-        st = self._producers.get(producer_id)
+    def last_seq(self, producer_id: str, stream: str = "") -> int:
+        st = self._producers.get((producer_id, stream))
         return st.last_seq if st else 0

@@ -71,6 +71,7 @@ def header_bytes(rec: MedicalRecord) -> bytes:
             _field(rec.key_id.encode()),
             _field(rec.schema.encode()),
             _field(rec.prev_hash),
+            _field(rec.stream.encode()),
         )
     )
 
@@ -96,9 +97,11 @@ def seal(
     hospital_id: str,
     data_key: DataKey | None,
     timestamp_ns: int | None = None,
+    stream: str = "",
 ) -> tuple[MedicalRecord, ChainState]:
-    """Encrypt (when ``data_key`` is given), sign and chain ``message``; returns the envelope and the
-    producer's next chain state. Pure apart from the random nonce."""
+    """Encrypt (when ``data_key`` is given), sign and chain ``message`` in the producer's ``stream`` (by
+    convention the topic it is published to); returns the envelope and that stream's next chain state.
+    Pure apart from the random nonce."""
     rec = MedicalRecord(
         hospital_id=hospital_id,
         timestamp=time.time_ns() if timestamp_ns is None else timestamp_ns,
@@ -108,6 +111,7 @@ def seal(
         schema=message.DESCRIPTOR.full_name,
         prev_hash=chain.prev_hash,
         encryption=Encryption.ENCRYPTION_AES256_GCM if data_key else Encryption.ENCRYPTION_NONE,
+        stream=stream,
     )
     rec.signature.v = signing_key.version
     header = header_bytes(rec)

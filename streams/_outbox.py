@@ -26,10 +26,12 @@ CREATE TABLE IF NOT EXISTS outbox (
     value BLOB NOT NULL,
     created_ns INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS chain (
-    producer_id TEXT PRIMARY KEY,
+CREATE TABLE IF NOT EXISTS chains (
+    producer_id TEXT NOT NULL,
+    stream TEXT NOT NULL,
     seq INTEGER NOT NULL,
-    prev_hash BLOB NOT NULL
+    prev_hash BLOB NOT NULL,
+    PRIMARY KEY (producer_id, stream)
 );
 """
 
@@ -70,60 +72,63 @@ class Outbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
-        self._chain = self._load_chain()
+        self._chains = self._load_chains()
         self._closed = False
 
-    def _load_chain(self) -> ChainState:
+    def _load_chains(self) -> dict[str, ChainState]:
         if self._signing_key is None:
-            return ChainState()
-        row = self._db.execute(
-            "SELECT seq, prev_hash FROM chain WHERE producer_id = ?", (self._signing_key.producer_id,)
-        ).fetchone()
-        return ChainState(row[0], bytes(row[1])) if row else ChainState()
+            return {}
+        rows = self._db.execute(
+            "SELECT stream, seq, prev_hash FROM chains WHERE producer_id = ?", (self._signing_key.producer_id,)
+        ).fetchall()
+        return {stream: ChainState(seq, bytes(prev)) for stream, seq, prev in rows}
 
-    @property
-    def chain(self) -> ChainState:
-        """The producer's chain position: ``seq`` is the last sequence number sealed."""
-        return self._chain
+    def chain_for(self, stream: str) -> ChainState:
+        """Where the producer's chain in ``stream`` (a topic) stands: ``seq`` is the last number sealed."""
+        return self._chains.get(stream, ChainState())
 
     def put(self, requests: Sequence[SealRequest] = (), raw: Sequence[tuple[str, bytes, bytes]] = ()) -> list[int]:
-        """Seal ``requests`` and store them plus ``raw`` (topic, key, value) messages, durably and
-        atomically; returns the sequence numbers assigned to ``requests``."""
+        """Seal ``requests`` (each in the stream of its topic) and store them plus ``raw`` (topic, key, value)
+        messages, durably and atomically; returns the sequence numbers assigned to ``requests``."""
         if requests and self._signing_key is None:
             raise RuntimeError("this outbox has no signing key: it can only carry pre-sealed messages")
         now = time.time_ns()
         with self._lock:
-            chain = self._chain
+            chains = dict(self._chains)
             rows: list[tuple[str, bytes, bytes, int]] = []
             seqs: list[int] = []
             for req in requests:
                 assert self._signing_key is not None
-                rec, chain = seal(
+                rec, chains[req.topic] = seal(
                     req.message,
                     signing_key=self._signing_key,
-                    chain=chain,
+                    chain=chains.get(req.topic, ChainState()),
                     hospital_id=req.hospital_id,
                     data_key=req.data_key,
                     timestamp_ns=now,
+                    stream=req.topic,
                 )
                 rows.append((req.topic, req.key, rec.SerializeToString(), now))
                 seqs.append(rec.seq)
             rows.extend((topic, key, value, now) for topic, key, value in raw)
+            changed = {req.topic for req in requests}
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.executemany("INSERT INTO outbox (topic, key, value, created_ns) VALUES (?, ?, ?, ?)", rows)
-                if requests:
+                if changed:
                     assert self._signing_key is not None
-                    self._db.execute(
-                        "INSERT INTO chain (producer_id, seq, prev_hash) VALUES (?, ?, ?) "
-                        "ON CONFLICT(producer_id) DO UPDATE SET seq = excluded.seq, prev_hash = excluded.prev_hash",
-                        (self._signing_key.producer_id, chain.seq, chain.prev_hash),
+                    pid = self._signing_key.producer_id
+                    self._db.executemany(
+                        "INSERT INTO chains (producer_id, stream, seq, prev_hash) VALUES (?, ?, ?, ?) "
+                        "ON CONFLICT(producer_id, stream) DO UPDATE SET seq = excluded.seq, "
+                        "prev_hash = excluded.prev_hash",
+                        [(pid, stream, chains[stream].seq, chains[stream].prev_hash) for stream in sorted(changed)],
                     )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            self._chain = chain
+            self._chains = chains
             return seqs
 
     def pending(self, limit: int = 500) -> list[OutboxRow]:

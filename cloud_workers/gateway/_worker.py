@@ -88,6 +88,7 @@ class Gateway:
             prev_hash=env.prev_hash,
             routed_to=target,
             observed_at=time.time_ns(),
+            stream=env.stream,
         )
         self._pending_audit.append(
             SealRequest(topic=AUDIT.name, key=self._audit_key, message=audit, hospital_id="", data_key=None)

@@ -41,6 +41,7 @@ def event_to_json(event: VerifiedEvent) -> dict[str, Any]:
         "partition": rec.partition,
         "offset": rec.offset,
         "producer_id": env.producer_id,
+        "stream": env.stream,
         "seq": env.seq,
         "hospital_id": env.hospital_id,
         "schema": env.schema,

@@ -172,7 +172,10 @@ class EdgeAgent:
         )
         self._tasks: list[asyncio.Task[Any]] = []
         self.identity_checks = 0
+        #: Per stream, [first, last] ranges of this run's sequence numbers routed to the hospital (not telemetry).
+        self.routed_seqs: dict[str, list[list[int]]] = {}
         self.inferences = 0
+        self.camera_frames = 0
         self.applied: list[ScalingChange] = []
         self.models: dict[str, int] = {}
         self._clock_offset_ns = int(fusion.clock_offset_ms * 1e6)
@@ -188,6 +191,7 @@ class EdgeAgent:
     async def _camera_loop(self) -> None:
         assert self.liveness is not None
         async for obs in self.liveness.observations():
+            self.camera_frames += 1
             self.fuser.add_liveness(
                 FusionLiveness(captured_at_ns=obs.captured_at_ns, face_found=obs.face_found, live_score=obs.live_score)
             )
@@ -214,7 +218,7 @@ class EdgeAgent:
             )
             for d in decisions
         ]
-        await asyncio.to_thread(self.outbox.put, requests)
+        self._record_routed(KIOSK_IDENTITY.name, await asyncio.to_thread(self.outbox.put, requests))
         self.sender.notify()
         self.identity_checks += len(requests)
         self.timer.observe("outbox", time.perf_counter() - started)
@@ -247,6 +251,15 @@ class EdgeAgent:
             )
         return msg
 
+    def _record_routed(self, stream: str, seqs: list[int]) -> None:
+        """Remember which sequence numbers carry patient events (routed to the hospital), as ranges."""
+        ranges = self.routed_seqs.setdefault(stream, [])
+        for seq in seqs:
+            if ranges and ranges[-1][1] == seq - 1:
+                ranges[-1][1] = seq
+            else:
+                ranges.append([seq, seq])
+
     # --- triage -------------------------------------------------------------------------------------
 
     async def triage_request(self, request_id: str, symptoms: list[str]) -> Any:
@@ -264,7 +277,7 @@ class EdgeAgent:
             hospital_id=self.config.hospital_id,
             data_key=self._data_key,
         )
-        await asyncio.to_thread(self.outbox.put, [req])
+        self._record_routed(KIOSK_INFERENCE.name, await asyncio.to_thread(self.outbox.put, [req]))
         self.sender.notify()
         self.inferences += 1
         return result
@@ -432,11 +445,12 @@ class EdgeAgent:
             "hospital_id": self.config.hospital_id,
             "identity_checks": self.identity_checks,
             "inferences": self.inferences,
-            "last_seq": self.outbox.chain.seq,
             "outbox_depth": depth,
             "cards": rfid.frames,
             "rfid_connected": rfid.connected,
             "commands_applied": len(self.applied),
+            "camera_frames": self.camera_frames,
+            "published_seqs": {stream: [list(r) for r in ranges] for stream, ranges in self.routed_seqs.items()},
             "models": dict(self.models),
             "ready": self.commands.assigned.is_set(),
         }

@@ -80,7 +80,7 @@ class SimulatedKiosk:
         path = config.outbox_path or settings.state_dir / config.kiosk_id / "outbox.db"
         self.outbox = Outbox(path, signing_key=keyring.signing_key(config.kiosk_id))
         self.sender = OutboxSender(self.outbox, settings, metrics)
-        self.first_seq = self.outbox.chain.seq + 1
+        self.first_seq = self.outbox.chain_for(KIOSK_IDENTITY.name).seq + 1
         self.published = 0
         self._final: dict[str, Any] | None = None
         self._depth_max = 0
@@ -131,7 +131,8 @@ class SimulatedKiosk:
             "hospital_id": self.config.hospital_id,
             "published": self.published,
             "first_seq": self.first_seq,
-            "last_seq": self.outbox.chain.seq,
+            "last_seq": self.outbox.chain_for(KIOSK_IDENTITY.name).seq,
+            "published_seqs": {KIOSK_IDENTITY.name: [[self.first_seq, self.outbox.chain_for(KIOSK_IDENTITY.name).seq]]},
             "sent": self.sender.sent,
             "send_failures": self.sender.failures,
             "outbox_depth": depth,

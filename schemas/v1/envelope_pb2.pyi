@@ -26,7 +26,7 @@ class Signature(_message.Message):
     def __init__(self, r: _Optional[bytes] = ..., s: _Optional[bytes] = ..., v: _Optional[int] = ...) -> None: ...
 
 class MedicalRecord(_message.Message):
-    __slots__ = ("encrypted_data", "hospital_id", "timestamp", "signature", "producer_id", "seq", "key_id", "schema", "prev_hash", "encryption")
+    __slots__ = ("encrypted_data", "hospital_id", "timestamp", "signature", "producer_id", "seq", "key_id", "schema", "prev_hash", "encryption", "stream")
     ENCRYPTED_DATA_FIELD_NUMBER: _ClassVar[int]
     HOSPITAL_ID_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
@@ -37,6 +37,7 @@ class MedicalRecord(_message.Message):
     SCHEMA_FIELD_NUMBER: _ClassVar[int]
     PREV_HASH_FIELD_NUMBER: _ClassVar[int]
     ENCRYPTION_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
     encrypted_data: bytes
     hospital_id: str
     timestamp: int
@@ -47,4 +48,5 @@ class MedicalRecord(_message.Message):
     schema: str
     prev_hash: bytes
     encryption: Encryption
-    def __init__(self, encrypted_data: _Optional[bytes] = ..., hospital_id: _Optional[str] = ..., timestamp: _Optional[int] = ..., signature: _Optional[_Union[Signature, _Mapping]] = ..., producer_id: _Optional[str] = ..., seq: _Optional[int] = ..., key_id: _Optional[str] = ..., schema: _Optional[str] = ..., prev_hash: _Optional[bytes] = ..., encryption: _Optional[_Union[Encryption, str]] = ...) -> None: ...
+    stream: str
+    def __init__(self, encrypted_data: _Optional[bytes] = ..., hospital_id: _Optional[str] = ..., timestamp: _Optional[int] = ..., signature: _Optional[_Union[Signature, _Mapping]] = ..., producer_id: _Optional[str] = ..., seq: _Optional[int] = ..., key_id: _Optional[str] = ..., schema: _Optional[str] = ..., prev_hash: _Optional[bytes] = ..., encryption: _Optional[_Union[Encryption, str]] = ..., stream: _Optional[str] = ...) -> None: ...

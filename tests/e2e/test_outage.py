@@ -34,6 +34,8 @@ def test_ten_second_outage_loses_nothing(tmp_path: Path) -> None:
             "2",
             "--rate",
             "5",
+            "--kiosk-mode",
+            "simulated",
             "--state-dir",
             str(tmp_path),
         ],

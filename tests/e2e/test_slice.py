@@ -43,6 +43,8 @@ def up_run(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> 
         "10",
         "--duration",
         "6",
+        "--kiosk-mode",
+        "simulated",
         "--state-dir",
         str(state),
     )

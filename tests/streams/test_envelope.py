@@ -81,6 +81,7 @@ HEADER_TAMPERS: dict[str, tuple[Callable[[MedicalRecord], None], int]] = {
     ),
     "signature.r (length)": (lambda r: setattr(r.signature, "r", b"\x00" + r.signature.r), R.REJECT_REASON_MALFORMED),
     "seq (zero)": (lambda r: setattr(r, "seq", 0), R.REJECT_REASON_MALFORMED),
+    "stream": (lambda r: setattr(r, "stream", "kiosk.inference.v1"), R.REJECT_REASON_BAD_SIGNATURE),
 }
 
 
@@ -173,6 +174,31 @@ def _chain_of(keyring: Keyring, n: int) -> list[MedicalRecord]:
 
 def _check(tracker: ChainTracker, rec: MedicalRecord) -> ChainVerdict:
     return tracker.check(rec, envelope_hash(rec))
+
+
+def test_chains_are_per_stream(keyring: Keyring) -> None:
+    """A producer's streams (topics) are separate chains: each starts at seq 1 and is checked on its own."""
+    tracker = ChainTracker()
+    a, _ = seal(
+        IdentityCheck(kiosk_id="k1"),
+        signing_key=keyring.signing_key("k1"),
+        chain=ChainState(),
+        hospital_id="H1",
+        data_key=None,
+        stream="kiosk.identity.v1",
+    )
+    b, _ = seal(
+        IdentityCheck(kiosk_id="k1"),
+        signing_key=keyring.signing_key("k1"),
+        chain=ChainState(),
+        hospital_id="H1",
+        data_key=None,
+        stream="kiosk.inference.v1",
+    )
+    for rec in (a, b):
+        assert _check(tracker, rec) is ChainVerdict.ACCEPT
+        tracker.accept(rec, envelope_hash(rec))
+    assert tracker.last_seq("k1", "kiosk.identity.v1") == tracker.last_seq("k1", "kiosk.inference.v1") == 1
 
 
 def test_chain_accepts_in_order_and_drops_exact_duplicates(keyring: Keyring) -> None:
