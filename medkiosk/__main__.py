@@ -14,6 +14,7 @@ __all__ = ["build_parser", "main"]
 def build_parser() -> argparse.ArgumentParser:
     from cloud_workers._cli import add_cloud_commands
     from edge_agent._cli import add_edge_commands
+    from medkiosk._fl_cli import add_fl_commands
     from medkiosk._up_cli import add_up_command
     from streams._cli import add_keys_commands, add_topics_commands
     from streams.broker._cli import add_broker_commands
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_keys_commands(sub)
     add_edge_commands(sub)
     add_cloud_commands(sub)
+    add_fl_commands(sub)
     return parser
 
 

@@ -13,7 +13,22 @@ from schemas.v1.chunk_pb2 import Chunk
 from schemas.v1.control_pb2 import ScalingCommand
 from schemas.v1.dlq_pb2 import DeadLetter, RejectReason
 from schemas.v1.envelope_pb2 import Encryption, MedicalRecord, Signature
-from schemas.v1.federated_pb2 import MaskKind, ModelUpdate, ModelVersion, PrivacySpent, RoundAnnouncement
+from schemas.v1.federated_pb2 import (
+    ContributorRef,
+    EncryptedSum,
+    EnvelopeRef,
+    MaskKind,
+    ModelUpdate,
+    ModelVersion,
+    PartitionOffset,
+    PlainAggregate,
+    PrivacySpent,
+    RoundAnnouncement,
+    RoundClose,
+    RoundContributor,
+    StragglerMode,
+    UpdateReceipt,
+)
 from schemas.v1.identity_pb2 import CardRead, IdentityCheck, IdentityVerdict, LivenessResult
 from schemas.v1.inference_pb2 import DepartmentScore, InferenceResult
 from schemas.v1.telemetry_pb2 import StageLatency, Telemetry
@@ -23,9 +38,12 @@ __all__ = [
     "AuditRecord",
     "CardRead",
     "Chunk",
+    "ContributorRef",
     "DeadLetter",
     "DepartmentScore",
+    "EncryptedSum",
     "Encryption",
+    "EnvelopeRef",
     "IdentityCheck",
     "IdentityVerdict",
     "InferenceResult",
@@ -34,13 +52,19 @@ __all__ = [
     "MedicalRecord",
     "ModelUpdate",
     "ModelVersion",
+    "PartitionOffset",
+    "PlainAggregate",
     "PrivacySpent",
     "RejectReason",
     "RoundAnnouncement",
+    "RoundClose",
+    "RoundContributor",
     "ScalingCommand",
     "Signature",
     "StageLatency",
+    "StragglerMode",
     "Telemetry",
+    "UpdateReceipt",
     "message_type",
 ]
 
@@ -52,14 +76,18 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         CardRead,
         Chunk,
         DeadLetter,
+        EncryptedSum,
         IdentityCheck,
         InferenceResult,
         LivenessResult,
         ModelUpdate,
         ModelVersion,
+        PlainAggregate,
         RoundAnnouncement,
+        RoundClose,
         ScalingCommand,
         Telemetry,
+        UpdateReceipt,
     )
 }
 

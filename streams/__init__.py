@@ -7,12 +7,15 @@ from streams._catalog import (
     CATALOG,
     CONTROL_SCALING,
     DLQ,
+    FL_AGGREGATES,
     FL_MODELS,
     FL_ROUNDS,
+    FL_SUMS,
     FL_UPDATES,
     KIOSK_IDENTITY,
     KIOSK_INFERENCE,
     KIOSK_TELEMETRY,
+    FlTopics,
     TopicSpec,
     hospital_topic,
     topics_for,
@@ -37,6 +40,7 @@ from streams._errors import EnvelopeRejected, reason_label
 from streams._keys import DataKey, Keyring, ProducerInfo, SigningKey, export_role, init_dev_keys
 from streams._metrics import BusMetrics, serve_metrics
 from streams._outbox import Outbox, OutboxRow, SealRequest
+from streams._reader import LogEvent, LogReader, SeqDedupe
 from streams._runtime import StatsFile, configure_logging, run_until_stopped
 from streams._sender import OutboxSender, make_producer
 from streams._settings import BusSettings
@@ -48,8 +52,10 @@ __all__ = [
     "CONTROL_SCALING",
     "DEFAULT_CHUNK_SIZE",
     "DLQ",
+    "FL_AGGREGATES",
     "FL_MODELS",
     "FL_ROUNDS",
+    "FL_SUMS",
     "FL_UPDATES",
     "GENESIS_HASH",
     "KIOSK_IDENTITY",
@@ -64,7 +70,10 @@ __all__ = [
     "DataKey",
     "EnvelopeConsumer",
     "EnvelopeRejected",
+    "FlTopics",
     "Keyring",
+    "LogEvent",
+    "LogReader",
     "Opened",
     "Outbox",
     "OutboxRow",
@@ -73,6 +82,7 @@ __all__ = [
     "Reassembler",
     "Retryable",
     "SealRequest",
+    "SeqDedupe",
     "SigningKey",
     "StatsFile",
     "TopicReport",

@@ -11,12 +11,15 @@ __all__ = [
     "CATALOG",
     "CONTROL_SCALING",
     "DLQ",
+    "FL_AGGREGATES",
     "FL_MODELS",
     "FL_ROUNDS",
+    "FL_SUMS",
     "FL_UPDATES",
     "KIOSK_IDENTITY",
     "KIOSK_INFERENCE",
     "KIOSK_TELEMETRY",
+    "FlTopics",
     "TopicSpec",
     "hospital_topic",
     "topics_for",
@@ -52,11 +55,25 @@ KIOSK_TELEMETRY = TopicSpec(
     content="load, latency, queue depth, heartbeats",
     retention_ms=_DAY_MS,
 )
-FL_ROUNDS = TopicSpec(name="fl.rounds.v1", key="model name", content="round announcements", cleanup="compact")
+FL_ROUNDS = TopicSpec(
+    name="fl.rounds.v1", key="model name", content="round announcements and closes", cleanup="compact"
+)
 FL_UPDATES = TopicSpec(
     name="fl.updates.v1",
-    key="round id + shard",
+    key="model/round/shard",
     content="encrypted packed updates (chunked)",
+    retention_ms=3 * _DAY_MS,
+)
+FL_SUMS = TopicSpec(
+    name="fl.sums.v1",
+    key="model/round/shard",
+    content="update receipts and encrypted sums (aggregator -> coordinator, keyholder)",
+    retention_ms=3 * _DAY_MS,
+)
+FL_AGGREGATES = TopicSpec(
+    name="fl.aggregates.v1",
+    key="model name",
+    content="decrypted aggregates, encrypted for the coordinator (keyholder -> coordinator)",
     retention_ms=3 * _DAY_MS,
 )
 FL_MODELS = TopicSpec(name="fl.models.v1", key="model name", content="global model versions", cleanup="compact")
@@ -70,11 +87,60 @@ CATALOG: tuple[TopicSpec, ...] = (
     KIOSK_TELEMETRY,
     FL_ROUNDS,
     FL_UPDATES,
+    FL_SUMS,
+    FL_AGGREGATES,
     FL_MODELS,
     CONTROL_SCALING,
     AUDIT,
     DLQ,
 )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FlTopics:
+    """The names of the federated-learning topics one training run uses (the catalog's by default)."""
+
+    rounds: str = FL_ROUNDS.name
+    updates: str = FL_UPDATES.name
+    sums: str = FL_SUMS.name
+    aggregates: str = FL_AGGREGATES.name
+    models: str = FL_MODELS.name
+
+    @classmethod
+    def suffixed(cls, suffix: str) -> FlTopics:
+        """The catalog's names with ``.<suffix>`` appended (isolated runs on a shared broker, e.g. tests)."""
+        return cls(**{name: f"{value}.{suffix}" for name, value in _fl_names(cls()).items()})
+
+    def specs(self) -> list[TopicSpec]:
+        """Topic specs (the catalog's settings under these names), for ``apply_topics``."""
+        base = {
+            "rounds": FL_ROUNDS,
+            "updates": FL_UPDATES,
+            "sums": FL_SUMS,
+            "aggregates": FL_AGGREGATES,
+            "models": FL_MODELS,
+        }
+        return [
+            TopicSpec(
+                name=name,
+                key=base[field].key,
+                content=base[field].content,
+                cleanup=base[field].cleanup,
+                retention_ms=base[field].retention_ms,
+                partitions=base[field].partitions,
+            )
+            for field, name in _fl_names(self).items()
+        ]
+
+
+def _fl_names(topics: FlTopics) -> dict[str, str]:
+    return {
+        "rounds": topics.rounds,
+        "updates": topics.updates,
+        "sums": topics.sums,
+        "aggregates": topics.aggregates,
+        "models": topics.models,
+    }
 
 
 def hospital_topic(hospital_id: str) -> str:

@@ -27,7 +27,12 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 @pytest.fixture(scope="session")
 def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("keys")
-    init_dev_keys(root, hospitals=HOSPITALS, kiosks=KIOSKS, services=["gateway-1", "gateway-2", "autoscaler-1", "rogue-service", "coordinator-1"])
+    init_dev_keys(
+        root,
+        hospitals=HOSPITALS,
+        kiosks=KIOSKS,
+        services=["gateway-1", "gateway-2", "autoscaler-1", "rogue-service", "coordinator-1"],
+    )
     return root
 
 

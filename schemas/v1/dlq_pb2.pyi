@@ -24,6 +24,13 @@ class RejectReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REJECT_REASON_CHUNK_INVALID: _ClassVar[RejectReason]
     REJECT_REASON_UNAUTHORIZED: _ClassVar[RejectReason]
     REJECT_REASON_STALE: _ClassVar[RejectReason]
+    REJECT_REASON_WRONG_ROUND: _ClassVar[RejectReason]
+    REJECT_REASON_CONFLICTING_UPDATE: _ClassVar[RejectReason]
+    REJECT_REASON_INVALID_UPDATE: _ClassVar[RejectReason]
+    REJECT_REASON_TOO_FEW_CONTRIBUTORS: _ClassVar[RejectReason]
+    REJECT_REASON_FORGED_CONTRIBUTOR: _ClassVar[RejectReason]
+    REJECT_REASON_SUM_MISMATCH: _ClassVar[RejectReason]
+    REJECT_REASON_CONTRIBUTORS_MISMATCH: _ClassVar[RejectReason]
 REJECT_REASON_UNSPECIFIED: RejectReason
 REJECT_REASON_MALFORMED: RejectReason
 REJECT_REASON_UNKNOWN_PRODUCER: RejectReason
@@ -41,6 +48,13 @@ REJECT_REASON_HANDLER_FAILED: RejectReason
 REJECT_REASON_CHUNK_INVALID: RejectReason
 REJECT_REASON_UNAUTHORIZED: RejectReason
 REJECT_REASON_STALE: RejectReason
+REJECT_REASON_WRONG_ROUND: RejectReason
+REJECT_REASON_CONFLICTING_UPDATE: RejectReason
+REJECT_REASON_INVALID_UPDATE: RejectReason
+REJECT_REASON_TOO_FEW_CONTRIBUTORS: RejectReason
+REJECT_REASON_FORGED_CONTRIBUTOR: RejectReason
+REJECT_REASON_SUM_MISMATCH: RejectReason
+REJECT_REASON_CONTRIBUTORS_MISMATCH: RejectReason
 
 class DeadLetter(_message.Message):
     __slots__ = ("source_topic", "source_partition", "source_offset", "key", "value", "reason", "detail", "worker", "rejected_at", "producer_id", "seq")

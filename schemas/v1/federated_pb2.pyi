@@ -12,12 +12,31 @@ class MaskKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MASK_KIND_UNSPECIFIED: _ClassVar[MaskKind]
     MASK_KIND_RANDOM_K: _ClassVar[MaskKind]
     MASK_KIND_TOP_K_PREVIOUS: _ClassVar[MaskKind]
+
+class StragglerMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STRAGGLER_MODE_UNSPECIFIED: _ClassVar[StragglerMode]
+    STRAGGLER_MODE_DROP: _ClassVar[StragglerMode]
+    STRAGGLER_MODE_FOLD: _ClassVar[StragglerMode]
 MASK_KIND_UNSPECIFIED: MaskKind
 MASK_KIND_RANDOM_K: MaskKind
 MASK_KIND_TOP_K_PREVIOUS: MaskKind
+STRAGGLER_MODE_UNSPECIFIED: StragglerMode
+STRAGGLER_MODE_DROP: StragglerMode
+STRAGGLER_MODE_FOLD: StragglerMode
+
+class PartitionOffset(_message.Message):
+    __slots__ = ("topic", "partition", "offset")
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    topic: str
+    partition: int
+    offset: int
+    def __init__(self, topic: _Optional[str] = ..., partition: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
 
 class RoundAnnouncement(_message.Message):
-    __slots__ = ("model_name", "round_id", "model_version", "invited", "min_clients", "max_clients", "deadline", "clip_norm", "quant_bits", "quant_range", "mask_kind", "mask_seed", "mask_k", "paillier_key_id", "values_per_plaintext")
+    __slots__ = ("model_name", "round_id", "model_version", "invited", "min_clients", "max_clients", "deadline", "clip_norm", "quant_bits", "quant_range", "mask_kind", "mask_seed", "mask_k", "paillier_key_id", "values_per_plaintext", "num_params", "num_shards", "key_bits", "straggler_mode", "staleness_alpha", "max_staleness", "start_offsets", "noise_std", "example_scale", "announced_at", "server_lr")
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     ROUND_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +52,17 @@ class RoundAnnouncement(_message.Message):
     MASK_K_FIELD_NUMBER: _ClassVar[int]
     PAILLIER_KEY_ID_FIELD_NUMBER: _ClassVar[int]
     VALUES_PER_PLAINTEXT_FIELD_NUMBER: _ClassVar[int]
+    NUM_PARAMS_FIELD_NUMBER: _ClassVar[int]
+    NUM_SHARDS_FIELD_NUMBER: _ClassVar[int]
+    KEY_BITS_FIELD_NUMBER: _ClassVar[int]
+    STRAGGLER_MODE_FIELD_NUMBER: _ClassVar[int]
+    STALENESS_ALPHA_FIELD_NUMBER: _ClassVar[int]
+    MAX_STALENESS_FIELD_NUMBER: _ClassVar[int]
+    START_OFFSETS_FIELD_NUMBER: _ClassVar[int]
+    NOISE_STD_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLE_SCALE_FIELD_NUMBER: _ClassVar[int]
+    ANNOUNCED_AT_FIELD_NUMBER: _ClassVar[int]
+    SERVER_LR_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     round_id: int
     model_version: int
@@ -48,10 +78,21 @@ class RoundAnnouncement(_message.Message):
     mask_k: int
     paillier_key_id: str
     values_per_plaintext: int
-    def __init__(self, model_name: _Optional[str] = ..., round_id: _Optional[int] = ..., model_version: _Optional[int] = ..., invited: _Optional[_Iterable[str]] = ..., min_clients: _Optional[int] = ..., max_clients: _Optional[int] = ..., deadline: _Optional[int] = ..., clip_norm: _Optional[float] = ..., quant_bits: _Optional[int] = ..., quant_range: _Optional[float] = ..., mask_kind: _Optional[_Union[MaskKind, str]] = ..., mask_seed: _Optional[int] = ..., mask_k: _Optional[int] = ..., paillier_key_id: _Optional[str] = ..., values_per_plaintext: _Optional[int] = ...) -> None: ...
+    num_params: int
+    num_shards: int
+    key_bits: int
+    straggler_mode: StragglerMode
+    staleness_alpha: float
+    max_staleness: int
+    start_offsets: _containers.RepeatedCompositeFieldContainer[PartitionOffset]
+    noise_std: float
+    example_scale: float
+    announced_at: int
+    server_lr: float
+    def __init__(self, model_name: _Optional[str] = ..., round_id: _Optional[int] = ..., model_version: _Optional[int] = ..., invited: _Optional[_Iterable[str]] = ..., min_clients: _Optional[int] = ..., max_clients: _Optional[int] = ..., deadline: _Optional[int] = ..., clip_norm: _Optional[float] = ..., quant_bits: _Optional[int] = ..., quant_range: _Optional[float] = ..., mask_kind: _Optional[_Union[MaskKind, str]] = ..., mask_seed: _Optional[int] = ..., mask_k: _Optional[int] = ..., paillier_key_id: _Optional[str] = ..., values_per_plaintext: _Optional[int] = ..., num_params: _Optional[int] = ..., num_shards: _Optional[int] = ..., key_bits: _Optional[int] = ..., straggler_mode: _Optional[_Union[StragglerMode, str]] = ..., staleness_alpha: _Optional[float] = ..., max_staleness: _Optional[int] = ..., start_offsets: _Optional[_Iterable[_Union[PartitionOffset, _Mapping]]] = ..., noise_std: _Optional[float] = ..., example_scale: _Optional[float] = ..., announced_at: _Optional[int] = ..., server_lr: _Optional[float] = ...) -> None: ...
 
 class ModelUpdate(_message.Message):
-    __slots__ = ("model_name", "round_id", "client_id", "shard", "num_shards", "ciphertexts", "num_examples", "paillier_key_id")
+    __slots__ = ("model_name", "round_id", "client_id", "shard", "num_shards", "ciphertexts", "num_examples", "paillier_key_id", "epsilon", "delta")
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     ROUND_ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -60,6 +101,8 @@ class ModelUpdate(_message.Message):
     CIPHERTEXTS_FIELD_NUMBER: _ClassVar[int]
     NUM_EXAMPLES_FIELD_NUMBER: _ClassVar[int]
     PAILLIER_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    EPSILON_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     round_id: int
     client_id: str
@@ -68,7 +111,117 @@ class ModelUpdate(_message.Message):
     ciphertexts: _containers.RepeatedScalarFieldContainer[bytes]
     num_examples: int
     paillier_key_id: str
-    def __init__(self, model_name: _Optional[str] = ..., round_id: _Optional[int] = ..., client_id: _Optional[str] = ..., shard: _Optional[int] = ..., num_shards: _Optional[int] = ..., ciphertexts: _Optional[_Iterable[bytes]] = ..., num_examples: _Optional[int] = ..., paillier_key_id: _Optional[str] = ...) -> None: ...
+    epsilon: float
+    delta: float
+    def __init__(self, model_name: _Optional[str] = ..., round_id: _Optional[int] = ..., client_id: _Optional[str] = ..., shard: _Optional[int] = ..., num_shards: _Optional[int] = ..., ciphertexts: _Optional[_Iterable[bytes]] = ..., num_examples: _Optional[int] = ..., paillier_key_id: _Optional[str] = ..., epsilon: _Optional[float] = ..., delta: _Optional[float] = ...) -> None: ...
+
+class EnvelopeRef(_message.Message):
+    __slots__ = ("topic", "partition", "offset", "envelope_sha256")
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    ENVELOPE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    topic: str
+    partition: int
+    offset: int
+    envelope_sha256: bytes
+    def __init__(self, topic: _Optional[str] = ..., partition: _Optional[int] = ..., offset: _Optional[int] = ..., envelope_sha256: _Optional[bytes] = ...) -> None: ...
+
+class UpdateReceipt(_message.Message):
+    __slots__ = ("model_name", "round_id", "shard", "client_id", "hospital_id", "update_sha256", "num_examples", "epsilon", "delta", "parts")
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    ROUND_ID_FIELD_NUMBER: _ClassVar[int]
+    SHARD_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    HOSPITAL_ID_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    NUM_EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    EPSILON_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    PARTS_FIELD_NUMBER: _ClassVar[int]
+    model_name: str
+    round_id: int
+    shard: int
+    client_id: str
+    hospital_id: str
+    update_sha256: bytes
+    num_examples: int
+    epsilon: float
+    delta: float
+    parts: _containers.RepeatedCompositeFieldContainer[EnvelopeRef]
+    def __init__(self, model_name: _Optional[str] = ..., round_id: _Optional[int] = ..., shard: _Optional[int] = ..., client_id: _Optional[str] = ..., hospital_id: _Optional[str] = ..., update_sha256: _Optional[bytes] = ..., num_examples: _Optional[int] = ..., epsilon: _Optional[float] = ..., delta: _Optional[float] = ..., parts: _Optional[_Iterable[_Union[EnvelopeRef, _Mapping]]] = ...) -> None: ...
+
+class RoundContributor(_message.Message):
+    __slots__ = ("client_id", "update_sha256", "num_examples", "epsilon", "delta")
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    NUM_EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    EPSILON_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    client_id: str
+    update_sha256: _containers.RepeatedScalarFieldContainer[bytes]
+    num_examples: int
+    epsilon: float
+    delta: float
+    def __init__(self, client_id: _Optional[str] = ..., update_sha256: _Optional[_Iterable[bytes]] = ..., num_examples: _Optional[int] = ..., epsilon: _Optional[float] = ..., delta: _Optional[float] = ...) -> None: ...
+
+class RoundClose(_message.Message):
+    __slots__ = ("model_name", "round_id", "contributors", "closed_at", "announcement")
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    ROUND_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTRIBUTORS_FIELD_NUMBER: _ClassVar[int]
+    CLOSED_AT_FIELD_NUMBER: _ClassVar[int]
+    ANNOUNCEMENT_FIELD_NUMBER: _ClassVar[int]
+    model_name: str
+    round_id: int
+    contributors: _containers.RepeatedCompositeFieldContainer[RoundContributor]
+    closed_at: int
+    announcement: RoundAnnouncement
+    def __init__(self, model_name: _Optional[str] = ..., round_id: _Optional[int] = ..., contributors: _Optional[_Iterable[_Union[RoundContributor, _Mapping]]] = ..., closed_at: _Optional[int] = ..., announcement: _Optional[_Union[RoundAnnouncement, _Mapping]] = ...) -> None: ...
+
+class ContributorRef(_message.Message):
+    __slots__ = ("client_id", "update_sha256", "parts")
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    PARTS_FIELD_NUMBER: _ClassVar[int]
+    client_id: str
+    update_sha256: bytes
+    parts: _containers.RepeatedCompositeFieldContainer[EnvelopeRef]
+    def __init__(self, client_id: _Optional[str] = ..., update_sha256: _Optional[bytes] = ..., parts: _Optional[_Iterable[_Union[EnvelopeRef, _Mapping]]] = ...) -> None: ...
+
+class EncryptedSum(_message.Message):
+    __slots__ = ("model_name", "round_id", "shard", "paillier_key_id", "ciphertexts", "contributors")
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    ROUND_ID_FIELD_NUMBER: _ClassVar[int]
+    SHARD_FIELD_NUMBER: _ClassVar[int]
+    PAILLIER_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    CIPHERTEXTS_FIELD_NUMBER: _ClassVar[int]
+    CONTRIBUTORS_FIELD_NUMBER: _ClassVar[int]
+    model_name: str
+    round_id: int
+    shard: int
+    paillier_key_id: str
+    ciphertexts: _containers.RepeatedScalarFieldContainer[bytes]
+    contributors: _containers.RepeatedCompositeFieldContainer[ContributorRef]
+    def __init__(self, model_name: _Optional[str] = ..., round_id: _Optional[int] = ..., shard: _Optional[int] = ..., paillier_key_id: _Optional[str] = ..., ciphertexts: _Optional[_Iterable[bytes]] = ..., contributors: _Optional[_Iterable[_Union[ContributorRef, _Mapping]]] = ...) -> None: ...
+
+class PlainAggregate(_message.Message):
+    __slots__ = ("model_name", "round_id", "shard", "values", "contributors", "contributors_sha256", "sum_sha256")
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    ROUND_ID_FIELD_NUMBER: _ClassVar[int]
+    SHARD_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    CONTRIBUTORS_FIELD_NUMBER: _ClassVar[int]
+    CONTRIBUTORS_SHA256_FIELD_NUMBER: _ClassVar[int]
+    SUM_SHA256_FIELD_NUMBER: _ClassVar[int]
+    model_name: str
+    round_id: int
+    shard: int
+    values: _containers.RepeatedScalarFieldContainer[float]
+    contributors: _containers.RepeatedScalarFieldContainer[str]
+    contributors_sha256: bytes
+    sum_sha256: bytes
+    def __init__(self, model_name: _Optional[str] = ..., round_id: _Optional[int] = ..., shard: _Optional[int] = ..., values: _Optional[_Iterable[float]] = ..., contributors: _Optional[_Iterable[str]] = ..., contributors_sha256: _Optional[bytes] = ..., sum_sha256: _Optional[bytes] = ...) -> None: ...
 
 class PrivacySpent(_message.Message):
     __slots__ = ("epsilon", "delta", "accountant")
@@ -81,7 +234,7 @@ class PrivacySpent(_message.Message):
     def __init__(self, epsilon: _Optional[float] = ..., delta: _Optional[float] = ..., accountant: _Optional[str] = ...) -> None: ...
 
 class ModelVersion(_message.Message):
-    __slots__ = ("model_name", "version", "round_id", "weights", "artifact_uri", "weights_sha256", "format", "privacy", "contributors", "metrics")
+    __slots__ = ("model_name", "version", "round_id", "weights", "artifact_uri", "weights_sha256", "format", "privacy", "contributors", "metrics", "central_privacy")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -99,6 +252,7 @@ class ModelVersion(_message.Message):
     PRIVACY_FIELD_NUMBER: _ClassVar[int]
     CONTRIBUTORS_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
+    CENTRAL_PRIVACY_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     version: int
     round_id: int
@@ -109,4 +263,5 @@ class ModelVersion(_message.Message):
     privacy: PrivacySpent
     contributors: _containers.RepeatedScalarFieldContainer[str]
     metrics: _containers.ScalarMap[str, float]
-    def __init__(self, model_name: _Optional[str] = ..., version: _Optional[int] = ..., round_id: _Optional[int] = ..., weights: _Optional[bytes] = ..., artifact_uri: _Optional[str] = ..., weights_sha256: _Optional[bytes] = ..., format: _Optional[str] = ..., privacy: _Optional[_Union[PrivacySpent, _Mapping]] = ..., contributors: _Optional[_Iterable[str]] = ..., metrics: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    central_privacy: PrivacySpent
+    def __init__(self, model_name: _Optional[str] = ..., version: _Optional[int] = ..., round_id: _Optional[int] = ..., weights: _Optional[bytes] = ..., artifact_uri: _Optional[str] = ..., weights_sha256: _Optional[bytes] = ..., format: _Optional[str] = ..., privacy: _Optional[_Union[PrivacySpent, _Mapping]] = ..., contributors: _Optional[_Iterable[str]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., central_privacy: _Optional[_Union[PrivacySpent, _Mapping]] = ...) -> None: ...

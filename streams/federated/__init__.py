@@ -18,6 +18,7 @@ from streams.federated._dp import (
     gaussian_mechanism_sigma,
     noise_multiplier_for,
 )
+from streams.federated._keyfiles import PAILLIER_PRIVATE_FILE, PAILLIER_PUBLIC_FILE, paillier_private_files
 from streams.federated._mask import ErrorFeedback, as_mask, random_k_mask, top_k_mask
 from streams.federated._packing import (
     PLAINTEXT_MARGIN_BITS,
@@ -66,9 +67,12 @@ from streams.federated._quantize import (
     dequantize_sum,
     stochastic_quantize,
 )
+from streams.federated._round import RoundSpec, shard_bounds, staleness_weight, update_key
 
 __all__ = [
     "OPACUS_DEFAULT_ORDERS",
+    "PAILLIER_PRIVATE_FILE",
+    "PAILLIER_PUBLIC_FILE",
     "PLAINTEXT_MARGIN_BITS",
     "RDP_ORDERS",
     "EncodeSpec",
@@ -81,6 +85,7 @@ __all__ = [
     "PrivateKey",
     "PublicKey",
     "QuantSpec",
+    "RoundSpec",
     "add_ciphertexts",
     "as_mask",
     "ciphertext_bytes",
@@ -106,6 +111,7 @@ __all__ = [
     "noise_multiplier_for",
     "obfuscator",
     "pack",
+    "paillier_private_files",
     "private_key_from_json",
     "private_key_to_json",
     "public_key_from_json",
@@ -114,7 +120,10 @@ __all__ = [
     "save_private_key",
     "save_public_key",
     "scatter_masked",
+    "shard_bounds",
+    "staleness_weight",
     "stochastic_quantize",
     "top_k_mask",
     "unpack",
+    "update_key",
 ]

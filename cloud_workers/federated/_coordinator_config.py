@@ -1,0 +1,128 @@
+"""A training run's parameters, how a round is announced, and the exact arithmetic of applying an aggregate."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from schemas import MaskKind, RoundAnnouncement, StragglerMode
+from streams.federated import RoundSpec, max_values_per_plaintext, scatter_masked
+
+__all__ = ["WEIGHTS_FORMAT", "CoordinatorConfig", "apply_mean", "decode_weights", "encode_weights"]
+
+WEIGHTS_FORMAT = "f64le"
+
+
+def encode_weights(params: NDArray[np.float64]) -> bytes:
+    """Flat little-endian float64 bytes: exact, so a restart recovers the very same parameters."""
+    return np.asarray(params, dtype="<f8").tobytes()
+
+
+def decode_weights(data: bytes) -> NDArray[np.float64]:
+    """Inverse of :func:`encode_weights`."""
+    if len(data) % 8:
+        raise ValueError("weights are not a whole number of float64 values")
+    return np.frombuffer(data, dtype="<f8").astype(np.float64)
+
+
+def apply_mean(
+    params: NDArray[np.float64],
+    mask: NDArray[np.int64],
+    masked_sum: NDArray[np.float64],
+    total_weight: float,
+    server_lr: float,
+    noise: NDArray[np.float64] | None = None,
+) -> NDArray[np.float64]:
+    """``params + server_lr * scatter(mask, (masked_sum + noise) / total_weight)``."""
+    if total_weight <= 0:
+        raise ValueError("total_weight must be positive")
+    noisy = masked_sum if noise is None else masked_sum + noise
+    return params + server_lr * scatter_masked(noisy / total_weight, mask, params.size)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CoordinatorConfig:
+    """One training run: who takes part, the codec, the straggler policy and how updates are applied."""
+
+    model_name: str
+    rounds: int
+    invited: tuple[str, ...]
+    min_clients: int
+    paillier_key_id: str
+    key_bits: int = 2048
+    deadline_s: float = 30.0
+    clip_norm: float = 5.0
+    quant_bits: int = 16
+    #: Quantisation range; ``None``: the clip norm (an L2-clipped vector never exceeds it per coordinate).
+    quant_range: float | None = None
+    mask_kind: int = MaskKind.MASK_KIND_RANDOM_K
+    mask_fraction: float = 1.0
+    num_shards: int = 1
+    straggler_mode: int = StragglerMode.STRAGGLER_MODE_DROP
+    staleness_alpha: float = 0.5
+    max_staleness: int = 2
+    #: Per-client noise share (distributed DP) and example weighting, passed on to the clients.
+    client_noise_std: float = 0.0
+    example_scale: float = 0.0
+    server_lr: float = 1.0
+    #: Central Gaussian noise on the sum, std ``central_noise_multiplier * clip_norm``; 0 = none.
+    central_noise_multiplier: float = 0.0
+    central_delta: float = 1e-5
+    #: Secret seed of the central noise (the same noise after a restart, unknown to anyone else).
+    noise_seed: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1 or not self.invited or len(set(self.invited)) != len(self.invited):
+            raise ValueError("need rounds >= 1 and a non-empty list of distinct invited clients")
+        if not 1 <= self.min_clients <= len(self.invited):
+            raise ValueError(f"min_clients must be in [1, {len(self.invited)}], got {self.min_clients}")
+        if not 0 < self.mask_fraction <= 1 or self.num_shards < 1 or self.deadline_s < 0:
+            raise ValueError("mask_fraction must be in (0, 1], num_shards >= 1 and deadline_s >= 0")
+        if self.straggler_mode not in (StragglerMode.STRAGGLER_MODE_DROP, StragglerMode.STRAGGLER_MODE_FOLD):
+            raise ValueError("straggler_mode must be DROP or FOLD")
+        if self.central_noise_multiplier < 0 or not math.isfinite(self.server_lr):
+            raise ValueError("central_noise_multiplier must be >= 0 and server_lr finite")
+
+    def mask_seed(self, round_id: int) -> int:
+        """The round's mask seed, derived from the run's seed."""
+        return int(np.random.SeedSequence([self.seed, 0x3A5C, round_id]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+    def announcement(self, round_id: int, model_version: int, num_params: int, now_ns: int) -> RoundAnnouncement:
+        """The announcement of ``round_id`` (start offsets are added by the wiring)."""
+        max_clients = len(self.invited)
+        vpp = max_values_per_plaintext(self.key_bits, self.quant_bits, max_clients)
+        k = max(1, min(num_params, round(self.mask_fraction * num_params)))
+        num_ct = -(-k // vpp)
+        ann = RoundAnnouncement(
+            model_name=self.model_name,
+            round_id=round_id,
+            model_version=model_version,
+            invited=sorted(self.invited),
+            min_clients=self.min_clients,
+            max_clients=max_clients,
+            deadline=now_ns + int(self.deadline_s * 1e9),
+            clip_norm=self.clip_norm,
+            quant_bits=self.quant_bits,
+            quant_range=self.quant_range if self.quant_range is not None else self.clip_norm,
+            mask_kind=self.mask_kind,  # type: ignore[arg-type]
+            mask_seed=self.mask_seed(round_id),
+            mask_k=k,
+            paillier_key_id=self.paillier_key_id,
+            values_per_plaintext=vpp,
+            num_params=num_params,
+            num_shards=min(self.num_shards, num_ct),
+            key_bits=self.key_bits,
+            straggler_mode=self.straggler_mode,  # type: ignore[arg-type]
+            staleness_alpha=self.staleness_alpha,
+            max_staleness=self.max_staleness,
+            noise_std=self.client_noise_std,
+            example_scale=self.example_scale,
+            announced_at=now_ns,
+            server_lr=self.server_lr,
+        )
+        RoundSpec.from_announcement(ann)  # refuse to announce what no client could encode
+        return ann

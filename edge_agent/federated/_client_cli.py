@@ -1,0 +1,126 @@
+"""``medkiosk fl client``: one hospital's federated-learning client as its own process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+from typing import Any
+
+from edge_agent.federated._client import ClientConfig, FlClient
+from edge_agent.federated._trainer import LocalTrainer
+from streams import FlTopics, configure_logging, run_until_stopped
+from streams._service import add_service_arguments, periodic_stats, service_context
+from streams.federated import PAILLIER_PUBLIC_FILE, load_public_key
+
+__all__ = ["add_fl_client_command", "breast_cancer_trainer", "load_trainer"]
+
+
+def breast_cancer_trainer(
+    *, hospital_index: int, hospitals: int, rounds: int, seed: int = 0, private: bool = True
+) -> LocalTrainer:
+    """Hospital ``hospital_index`` of the seeded non-IID (Dirichlet) split of sklearn's breast-cancer data,
+    trained with DP-SGD (plain SGD when not ``private``) under the default ``FlTrainingConfig``."""
+    from edge_agent.federated._config import FlTrainingConfig
+    from edge_agent.federated._data import load_federated_breast_cancer
+    from edge_agent.federated._local import build_trainer
+
+    cfg = FlTrainingConfig()
+    split = load_federated_breast_cancer(
+        hospitals, alpha=cfg.dirichlet_alpha, seed=seed, test_fraction=cfg.test_fraction,
+        min_per_client=cfg.min_per_client,
+    )  # fmt: skip
+    return build_trainer(
+        cfg,
+        split.hospitals[hospital_index],
+        (split.test.X, split.test.y),
+        rounds_planned=max(rounds, 1),
+        seed=seed * 1000 + hospital_index,
+        private=private,
+    )
+
+
+def load_trainer(spec: str, kwargs: dict[str, Any]) -> LocalTrainer:
+    """``breast-cancer`` or ``package.module:factory``, called with ``kwargs``."""
+    if spec == "breast-cancer":
+        return breast_cancer_trainer(**kwargs)
+    module, sep, name = spec.partition(":")
+    if not sep:
+        raise SystemExit(f"--trainer takes 'breast-cancer' or MODULE:FACTORY, got {spec!r}")
+    factory = getattr(importlib.import_module(module), name)
+    trainer: LocalTrainer = factory(**kwargs)
+    return trainer
+
+
+def _trainer_args(pairs: list[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--trainer-arg takes KEY=VALUE, got {pair!r}")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def _client(args: argparse.Namespace) -> int:
+    configure_logging()
+    ctx = service_context(args, args.client_id)
+    trainer = load_trainer(args.trainer, _trainer_args(args.trainer_arg))
+    topics = FlTopics.suffixed(args.topic_suffix) if args.topic_suffix else FlTopics()
+    client = FlClient(
+        ClientConfig(
+            client_id=args.client_id,
+            hospital_id=args.hospital,
+            model_name=args.model,
+            seed=args.seed,
+            topics=topics,
+            coordinator_id=args.coordinator_id,
+            models_id=args.models_id,
+            chunk_size=args.chunk_size,
+        ),
+        trainer,
+        load_public_key(ctx.settings.keys_dir / PAILLIER_PUBLIC_FILE),
+        ctx.settings,
+        ctx.keyring,
+        ctx.metrics,
+    )
+
+    async def main(stop: asyncio.Event) -> None:
+        await client.start()
+        async with periodic_stats(ctx.stats, client.stats):
+            await client.run(stop)
+            await client.stop()
+        ctx.stats.write(client.stats())
+
+    asyncio.run(run_until_stopped(main))
+    return 0
+
+
+def add_fl_client_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``medkiosk fl client``."""
+    c = sub.add_parser(
+        "client",
+        help="a hospital's federated-learning client (trains locally, sends encrypted updates)",
+        description="Reads fl.rounds.v1 and fl.models.v1; for every round it is invited to, trains the "
+        "announced model version on this hospital's data, encodes the update (error feedback, shared mask, "
+        "clipping, stochastic quantisation, packing, Paillier with precomputed obfuscators) and sends it, "
+        "signed and chunked, to fl.updates.v1 through its durable outbox. Runs until SIGTERM.",
+    )
+    c.add_argument("--client-id", required=True, help="this client's producer id (registered with its hospital)")
+    c.add_argument("--hospital", required=True, help="the hospital id the client belongs to")
+    c.add_argument("--model", default="breast-cancer", help="model name (default breast-cancer)")
+    c.add_argument(
+        "--trainer", default="breast-cancer", help="'breast-cancer' or MODULE:FACTORY (returns a LocalTrainer)"
+    )
+    c.add_argument("--trainer-arg", action="append", metavar="KEY=VALUE", help="factory argument (JSON value)")
+    c.add_argument("--seed", type=int, default=0, help="seed of this client's training and rounding")
+    c.add_argument("--chunk-size", type=int, default=64 * 1024, help="bytes per update chunk")
+    c.add_argument("--coordinator-id", default="fl-coordinator", help="producer allowed to announce rounds")
+    c.add_argument("--models-id", default="fl-coordinator-models", help="producer allowed to publish models")
+    c.add_argument("--topic-suffix", help="use the FL topics with this suffix (isolated runs)")
+    add_service_arguments(c)
+    c.set_defaults(func=_client)
