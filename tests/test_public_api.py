@@ -15,6 +15,7 @@ PACKAGES = [
     "cloud_workers.hospital",
     "cloud_workers.audit",
     "edge_agent.simulator",
+    "edge_agent.vision",
     "edge_agent.inference",
     "edge_agent.triage",
     "edge_agent.agent",
