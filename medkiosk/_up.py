@@ -45,6 +45,8 @@ class UpOptions:
     drain_timeout_s: float = 90.0
     #: "edge": real kiosk agents on emulated devices; "simulated": synthetic events, no devices.
     kiosk_mode: str = "edge"
+    #: Federated-learning rounds to run alongside the kiosks (0: none).
+    fl_rounds: int = 0
     seed: int = 0
     progress: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr, flush=True))
 
@@ -131,6 +133,18 @@ def _published(kiosk: str, stats: dict[str, Any]) -> set[tuple[str, str, int]]:
         for first, last in ranges
         for seq in range(int(first), int(last) + 1)
     }
+
+
+def _last_json(path: Path) -> dict[str, Any]:
+    """The last JSON object line a process printed."""
+    for line in reversed(path.read_text().splitlines()):
+        if line.startswith("{"):
+            try:
+                data: dict[str, Any] = json.loads(line)
+                return data
+            except ValueError:
+                continue
+    return {}
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -269,6 +283,26 @@ def run_up(opts: UpOptions) -> UpResult:
             say(f"metrics: http://127.0.0.1:{opts.metrics_base_port}-{opts.metrics_base_port + len(procs) - 1}/metrics")
         say(f"running {len(kiosk_procs)} kiosks for {len(hospitals)} hospitals for {opts.duration_s:g}s")
 
+        fl_proc = None
+        if opts.fl_rounds:
+            fl_argv = [
+                "fl",
+                "run",
+                "--bootstrap",
+                bootstrap,
+                "--hospitals",
+                str(max(2, opts.hospitals)),
+                "--rounds",
+                str(opts.fl_rounds),
+                "--state-dir",
+                str(run_dir / "fl"),
+                "--seed",
+                str(opts.seed),
+            ]
+            fl_proc = _Proc("fl", fl_argv, env, logs, procs)
+            say(
+                f"federated learning: {opts.fl_rounds} rounds, {max(2, opts.hospitals)} hospitals (log: {logs}/fl.log)"
+            )
         outputs = _Outputs({h: run_dir / "out" / f"{h}.jsonl" for h in hospitals})
 
         def published() -> int:
@@ -326,7 +360,7 @@ def run_up(opts: UpOptions) -> UpResult:
             p.wait(30)
         delivered = expected & set(outputs.seen)
         misrouted = sum(1 for key in delivered if outputs.where[key] != {kiosks[key[0]]})
-        summary = {
+        summary: dict[str, Any] = {
             "published": len(expected),
             "delivered": len(delivered),
             "lost": len(expected - delivered),
@@ -336,6 +370,12 @@ def run_up(opts: UpOptions) -> UpResult:
             "e2e_p50_ms": _percentile(outputs.e2e_ms, 50),
             "e2e_p99_ms": _percentile(outputs.e2e_ms, 99),
         }
+        if fl_proc is not None:
+            say("waiting for the federated-learning rounds to finish")
+            rc = fl_proc.wait(opts.drain_timeout_s * 3)
+            summary["fl"] = (
+                _last_json(logs / "fl.log") if rc == 0 else {"error": f"fl run exited {rc}; see {logs}/fl.log"}
+            )
         return UpResult(summary, run_dir)
     finally:
         for p in procs:

@@ -41,6 +41,7 @@ def _up(args: argparse.Namespace) -> int:
             outage=args.broker_outage,
             seed=args.seed,
             kiosk_mode=args.kiosk_mode,
+            fl_rounds=args.fl_rounds,
         )
     )
     print(json.dumps(result.summary), flush=True)
@@ -75,6 +76,9 @@ def add_up_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         default="edge",
         help="edge: real kiosk agents on emulated card readers, cameras and UIs (default); "
         "simulated: synthetic identity checks only (lighter)",
+    )
+    up.add_argument(
+        "--fl-rounds", type=int, default=0, help="also run this many federated-learning rounds (summary key 'fl')"
     )
     up.add_argument("--seed", type=int, default=0)
     up.set_defaults(func=_up)
