@@ -73,6 +73,8 @@ class LivenessObservation:
     live_score: float
     face_box: tuple[int, int, int, int] | None
     model_version: str
+    #: Detection + preprocessing + model time for this frame.
+    latency_ns: int = 0
 
 
 class LivenessSource(Protocol):
@@ -192,6 +194,8 @@ class EdgeAgent:
         assert self.liveness is not None
         async for obs in self.liveness.observations():
             self.camera_frames += 1
+            self.timer.observe("liveness", obs.latency_ns / 1e9)
+            self.timer.observe("capture_to_liveness", (time.time_ns() - obs.captured_at_ns) / 1e9)
             self.fuser.add_liveness(
                 FusionLiveness(captured_at_ns=obs.captured_at_ns, face_found=obs.face_found, live_score=obs.live_score)
             )
@@ -219,6 +223,12 @@ class EdgeAgent:
             for d in decisions
         ]
         self._record_routed(KIOSK_IDENTITY.name, await asyncio.to_thread(self.outbox.put, requests))
+        stored = time.time_ns()
+        for d in decisions:
+            # Includes the fusion wait (window + lateness) by design: a decision is final only then.
+            self.timer.observe("card_to_outbox", (stored - d.card.read_at_ns) / 1e9)
+            if d.liveness is not None:
+                self.timer.observe("capture_to_outbox", (stored - d.liveness.captured_at_ns) / 1e9)
         self.sender.notify()
         self.identity_checks += len(requests)
         self.timer.observe("outbox", time.perf_counter() - started)
@@ -450,6 +460,9 @@ class EdgeAgent:
             "rfid_connected": rfid.connected,
             "commands_applied": len(self.applied),
             "camera_frames": self.camera_frames,
+            "stages_ms": {
+                k: {"p50": round(a, 3), "p99": round(b, 3)} for k, (a, b) in self.timer.percentiles().items()
+            },
             "published_seqs": {stream: [list(r) for r in ranges] for stream, ranges in self.routed_seqs.items()},
             "models": dict(self.models),
             "ready": self.commands.assigned.is_set(),

@@ -49,6 +49,7 @@ class CameraLiveness:
                 live_score=obs.live_score or 0.0,
                 face_box=obs.face_box,
                 model_version=self.hot.version,
+                latency_ns=obs.latency_ns,
             )
 
     def set_fps(self, fps: float) -> None:
