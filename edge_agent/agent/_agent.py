@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from edge_agent.agent._commands import CommandPolicy, ScalingChange, authorize_command
 from edge_agent.agent._config import KioskConfig
-from edge_agent.agent._telemetry import StageTimer, build_telemetry
+from edge_agent.agent._telemetry import KioskGauges, StageTimer, build_telemetry
 from edge_agent.fusion import CardRead as FusionCard
 from edge_agent.fusion import Decision, Fuser, FusionConfig, Verdict
 from edge_agent.fusion import LivenessResult as FusionLiveness
@@ -154,6 +154,7 @@ class EdgeAgent:
         self._model_sinks = model_sinks or {}
         self._reassembler = Reassembler()
         self.timer = StageTimer()
+        self._gauges = KioskGauges(metrics.registry, config.kiosk_id)
         self._policy = CommandPolicy(
             kiosk_id=config.kiosk_id,
             groups=tuple(config.commands.groups),
@@ -384,6 +385,7 @@ class EdgeAgent:
                 clock_offset_ns=self._clock_offset_ns,
                 capacity_per_s=self.triage.capacity_per_s if self.triage else 0.0,
             )
+            self._gauges.update(msg)
             req = SealRequest(
                 topic=KIOSK_TELEMETRY.name,
                 key=self.config.kiosk_id.encode(),

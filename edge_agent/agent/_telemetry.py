@@ -6,10 +6,11 @@ import time
 from collections import deque
 
 import numpy as np
+from prometheus_client import CollectorRegistry, Gauge
 
 from schemas import StageLatency, Telemetry
 
-__all__ = ["StageTimer", "build_telemetry"]
+__all__ = ["KioskGauges", "StageTimer", "build_telemetry"]
 
 
 class StageTimer:
@@ -68,3 +69,32 @@ def build_telemetry(
     for stage, (p50, p99) in sorted(timer.percentiles().items()):
         msg.latencies.append(StageLatency(stage=stage, p50_ms=p50, p99_ms=p99))
     return msg
+
+
+class KioskGauges:
+    """The telemetry record, also as Prometheus gauges on the process's registry (the autoscaler reads
+    ``medkiosk_kiosk_load``)."""
+
+    def __init__(self, registry: CollectorRegistry, kiosk_id: str) -> None:
+        self._kiosk = kiosk_id
+        self._load = Gauge("medkiosk_kiosk_load", "Fraction of capacity in use", ["kiosk"], registry=registry)
+        self._rate = Gauge("medkiosk_kiosk_request_rate", "Triage requests per second", ["kiosk"], registry=registry)
+        self._queue = Gauge("medkiosk_kiosk_queue_depth", "Inference requests waiting", ["kiosk"], registry=registry)
+        self._offset = Gauge(
+            "medkiosk_kiosk_clock_offset_seconds", "Camera-to-kiosk clock offset", ["kiosk"], registry=registry
+        )
+        self._stage = Gauge(
+            "medkiosk_kiosk_stage_latency_seconds",
+            "Per-stage latency",
+            ["kiosk", "stage", "quantile"],
+            registry=registry,
+        )
+
+    def update(self, msg: Telemetry) -> None:
+        self._load.labels(self._kiosk).set(msg.load)
+        self._rate.labels(self._kiosk).set(msg.request_rate)
+        self._queue.labels(self._kiosk).set(msg.queue_depth)
+        self._offset.labels(self._kiosk).set(msg.clock_offset_ns / 1e9)
+        for stage in msg.latencies:
+            self._stage.labels(self._kiosk, stage.stage, "0.5").set(stage.p50_ms / 1000)
+            self._stage.labels(self._kiosk, stage.stage, "0.99").set(stage.p99_ms / 1000)
