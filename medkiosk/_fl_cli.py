@@ -69,3 +69,71 @@ def add_fl_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.set_defaults(func=_run)
     add_fl_role_commands(flsub)
     add_fl_client_command(flsub)
+    _add_fl_keys_commands(flsub)
+
+
+def _fl_keys_init(args: argparse.Namespace) -> int:
+    import json
+
+    from cloud_workers.federated._keys import init_fl_keys
+    from medkiosk._fl import AGGREGATOR, COORDINATOR, KEYHOLDER, MODELS
+
+    clients: dict[str, str] = {}
+    for spec in args.client:
+        cid, sep, hospital = spec.partition("=")
+        if not sep:
+            raise SystemExit(f"--client takes CLIENT_ID=HOSPITAL_ID, got {spec!r}")
+        clients[cid] = hospital
+    created = init_fl_keys(
+        args.dir, clients=clients, services=[COORDINATOR, MODELS, AGGREGATOR, KEYHOLDER], key_bits=args.key_bits
+    )
+    print(json.dumps({"keys_dir": str(args.dir), "created": created}))
+    return 0
+
+
+def _fl_keys_export(args: argparse.Namespace) -> int:
+    import json
+
+    from cloud_workers.federated._keys import export_fl_role
+    from medkiosk._fl import AGGREGATOR, COORDINATOR, KEYHOLDER, MODELS
+
+    if args.role == "client" and not args.client_id:
+        raise SystemExit("--role client needs --client-id")
+    shares = {
+        "coordinator": {"producers": [COORDINATOR, MODELS], "domains": ["fl"]},
+        "aggregator": {"producers": [AGGREGATOR]},
+        "keyholder": {"producers": [KEYHOLDER], "domains": ["fl"], "private_key": True},
+        "client": {"producers": [args.client_id]},
+        "observer": {},
+    }
+    export_fl_role(args.dir, args.out, **shares[args.role])  # type: ignore[arg-type]
+    print(json.dumps({"role": args.role, "exported_to": str(args.out)}))
+    return 0
+
+
+def _add_fl_keys_commands(flsub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    keys = flsub.add_parser("keys", help="make the federated-learning keys and give each role its share")
+    ksub = keys.add_subparsers(dest="fl_keys_command", required=True)
+    init = ksub.add_parser(
+        "init",
+        help="signing keys for every role and client, the `fl` data key, and a Paillier key pair",
+        description="Run once, on a trusted machine; then `fl keys export` each role's share to its machine.",
+    )
+    init.add_argument("--dir", type=Path, required=True, help="master keys directory (never copied whole)")
+    init.add_argument("--client", action="append", required=True, metavar="CLIENT=HOSPITAL", help="repeatable")
+    init.add_argument("--key-bits", type=int, default=2048, help="Paillier modulus size")
+    init.set_defaults(func=_fl_keys_init)
+    export = ksub.add_parser(
+        "export",
+        help="copy one role's share of the keys into a directory for its machine",
+        description="coordinator: its signing keys + the `fl` data key; aggregator: its signing key + the "
+        "Paillier PUBLIC key; keyholder: its signing key, the `fl` data key and the Paillier PRIVATE key; "
+        "client: its signing key + the Paillier public key. Every role also gets the registry and public keys.",
+    )
+    export.add_argument("--dir", type=Path, required=True, help="master keys directory")
+    export.add_argument(
+        "--role", choices=["coordinator", "aggregator", "keyholder", "client", "observer"], required=True
+    )
+    export.add_argument("--client-id", help="with --role client")
+    export.add_argument("--out", type=Path, required=True, help="destination (replaced)")
+    export.set_defaults(func=_fl_keys_export)

@@ -21,6 +21,17 @@ COMMANDS = [
     ["gateway"],
     ["subscribe"],
     ["audit", "replay"],
+    ["control", "scale"],
+    ["edge"],
+    ["emulate", "rfid"],
+    ["emulate", "patients"],
+    ["fl", "run"],
+    ["fl", "coordinator"],
+    ["fl", "aggregator"],
+    ["fl", "keyholder"],
+    ["fl", "client"],
+    ["fl", "keys", "init"],
+    ["fl", "keys", "export"],
 ]
 
 
