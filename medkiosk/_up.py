@@ -300,9 +300,7 @@ def run_up(opts: UpOptions) -> UpResult:
                 str(opts.seed),
             ]
             fl_proc = _Proc("fl", fl_argv, env, logs, procs)
-            say(
-                f"federated learning: {opts.fl_rounds} rounds, {max(2, opts.hospitals)} hospitals (log: {logs}/fl.log)"
-            )
+            say(f"federated learning: {opts.fl_rounds} rounds, {max(2, opts.hospitals)} hospitals (log: {logs}/fl.log)")
         outputs = _Outputs({h: run_dir / "out" / f"{h}.jsonl" for h in hospitals})
 
         def published() -> int:
