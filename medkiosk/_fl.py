@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 
 from cloud_workers.federated import decode_weights, export_fl_role, init_fl_keys
-from medkiosk._up import _free_port, _Proc, _read_stats
+from medkiosk._up import _Proc, _read_stats
 from schemas import Chunk, ModelVersion
 from streams import FL_MODELS, BusMetrics, BusSettings, Keyring, LogReader, Reassembler, apply_topics, topics_for
+from streams.broker import free_port
 
 __all__ = ["FlRunOptions", "FlRunResult", "run_fl"]
 
@@ -168,7 +169,7 @@ def run_fl(opts: FlRunOptions) -> FlRunResult:
 
         storage: Any = opts.storage
         broker = EmbeddedBroker(
-            EmbeddedBrokerConfig(port=_free_port(), state_dir=opts.state_dir / "fl-broker", storage=storage)
+            EmbeddedBrokerConfig(port=free_port(), state_dir=opts.state_dir / "fl-broker", storage=storage)
         )
         broker.start()
         bootstrap = broker.bootstrap

@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from streams import BusSettings, apply_topics, export_role, init_dev_keys, topics_for
+from streams.broker import free_port
 
 __all__ = ["UpOptions", "UpResult", "run_up"]
 
@@ -55,13 +55,6 @@ class UpOptions:
 class UpResult:
     summary: dict[str, Any]
     run_dir: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class _Proc:
@@ -174,7 +167,7 @@ def run_up(opts: UpOptions) -> UpResult:
 
         broker = EmbeddedBroker(
             EmbeddedBrokerConfig(
-                port=opts.port or _free_port(),
+                port=opts.port or free_port(),
                 state_dir=state_dir / "up-broker",
                 storage=opts.storage,  # type: ignore[arg-type]
             )

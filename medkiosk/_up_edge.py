@@ -4,13 +4,14 @@ camera (a looping folder of synthetic face frames), and an emulated kiosk UI sen
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
+
+from streams.broker import free_port
 
 __all__ = ["EdgeLaunch", "prepare_camera_frames", "write_kiosk_config"]
 
@@ -20,13 +21,6 @@ class _ProcLike(Protocol):
 
     @property
     def popen(self) -> subprocess.Popen[bytes]: ...
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def prepare_camera_frames(root: Path, seed: int) -> Path:
@@ -79,7 +73,7 @@ class EdgeLaunch:
         self.rate_hz = rate_hz
         self.duration_s = duration_s
         self.seed = seed
-        self.triage_ports = {k: _free_port() for k in kiosks}
+        self.triage_ports = {k: free_port() for k in kiosks}
         self._camera: Path | None = None
 
     def agent_argv(self, kiosk: str, common: list[str]) -> list[str]:

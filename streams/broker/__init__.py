@@ -12,10 +12,11 @@ from streams.broker._embedded import (
     EmbeddedBroker,
     EmbeddedBrokerConfig,
     StorageKind,
-    kafka_ready,
+    free_port,
     read_status,
     stop_from_state,
 )
+from streams.broker._probe import kafka_ready
 from streams.broker._s3 import DurableStorageUnavailable
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "StorageKind",
     "add_broker_commands",
     "find_tansu_binary",
+    "free_port",
     "kafka_ready",
     "read_status",
     "stop_from_state",

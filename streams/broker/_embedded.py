@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import socket
-import struct
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from types import TracebackType
 from typing import Any, Literal, Self
 
 from streams.broker._binary import find_tansu_binary
+from streams.broker._probe import kafka_ready
 from streams.broker._s3 import BUCKET, MotoServer, s3_env, start_moto
 
 __all__ = [
@@ -40,9 +40,6 @@ _PID_FILE = "broker.pid"
 _STATE_FILE = "broker.json"
 _LOG_FILE = "broker.log"
 _MOTO_LOG_FILE = "moto.log"
-_CLIENT_ID = b"medkiosk-probe"
-# A reply bigger than this is not an ApiVersions/Metadata answer from a fresh broker; refuse to buffer it.
-_MAX_REPLY = 1 << 20
 
 
 class BrokerStartError(RuntimeError):
@@ -108,58 +105,11 @@ class BrokerStatus:
         }
 
 
-# --- Kafka readiness probe -------------------------------------------------------------------------
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    chunks = bytearray()
-    while len(chunks) < n:
-        chunk = sock.recv(n - len(chunks))
-        if not chunk:
-            raise EOFError("connection closed mid-reply")
-        chunks += chunk
-    return bytes(chunks)
-
-
-def _kafka_call(sock: socket.socket, api_key: int, correlation_id: int, body: bytes) -> bytes:
-    """Send a v0 request (request header v1) and return the reply body after its correlation id."""
-    request = struct.pack(">hhih", api_key, 0, correlation_id, len(_CLIENT_ID)) + _CLIENT_ID + body
-    sock.sendall(struct.pack(">i", len(request)) + request)
-    (size,) = struct.unpack(">i", _recv_exact(sock, 4))
-    if not 4 <= size <= _MAX_REPLY:
-        raise ValueError(f"implausible Kafka reply size {size}")
-    reply = _recv_exact(sock, size)
-    (got,) = struct.unpack_from(">i", reply)
-    if got != correlation_id:
-        raise ValueError(f"correlation id {got}, expected {correlation_id}")
-    return reply[4:]
-
-
-def kafka_ready(host: str, port: int, timeout_s: float = 1.0) -> bool:
-    """True when ``host:port`` answers ApiVersions v0 with no error and Metadata v0 with at least one broker.
-
-    ApiVersions alone shows a Kafka listener; Metadata also goes through the storage engine, which is
-    the part that is slow or broken when the S3 store is not reachable.
-    """
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s) as sock:
-            sock.settimeout(timeout_s)
-            api_versions = _kafka_call(sock, api_key=18, correlation_id=1, body=b"")
-            (error_code,) = struct.unpack_from(">h", api_versions)
-            if error_code != 0:
-                return False
-            # Metadata v0 with an empty topic array means "all topics"; only the broker list is read.
-            metadata = _kafka_call(sock, api_key=3, correlation_id=2, body=struct.pack(">i", 0))
-            (broker_count,) = struct.unpack_from(">i", metadata)
-            return bool(broker_count >= 1)
-    except (OSError, EOFError, ValueError, struct.error):
-        return False
-
-
 # --- processes and ports ---------------------------------------------------------------------------
 
 
-def _free_port(host: str) -> int:
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on ``host`` right now (for brokers, metrics endpoints, local services)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
@@ -371,7 +321,7 @@ class EmbeddedBroker:
             if cfg.storage == "s3" and (self._moto is None or self._moto.process.poll() is not None):
                 self._moto = start_moto(
                     host=cfg.host,
-                    port=_free_port(cfg.host),
+                    port=free_port(cfg.host),
                     log_path=cfg.state_dir / _MOTO_LOG_FILE,
                     ready_timeout_s=cfg.ready_timeout_s,
                 )
@@ -427,7 +377,7 @@ class EmbeddedBroker:
 
     def _launch(self, binary: Path) -> None:
         cfg = self._config
-        port = self._port or cfg.port or _free_port(cfg.host)
+        port = self._port or cfg.port or free_port(cfg.host)
         if not _port_free(cfg.host, port):
             raise BrokerStartError(f"port {port} on {cfg.host} is already in use")
         self._port = port
