@@ -36,8 +36,9 @@ check-protos: setup
 protos: setup
 	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. schemas/v1/*.proto
 
+## Every benchmark, one JSON line each (several minutes; figures go in BENCHMARKS.md).
 bench: setup
-	$(BIN)/python benchmarks/bus.py
+	@for b in bus he edge edge_liveness edge_triage dp_step; do $(BIN)/python benchmarks/$$b.py || exit 1; done
 
 clean:
 	rm -rf .medkiosk .pytest_cache .mypy_cache .ruff_cache .hypothesis
