@@ -50,7 +50,7 @@ class OutboxSender:
         metrics: BusMetrics,
         *,
         batch: int = 256,
-        idle_s: float = 0.01,
+        idle_s: float = 1.0,
         max_backoff_s: float = 2.0,
         send_timeout_s: float = 15.0,
     ) -> None:
@@ -133,7 +133,8 @@ class OutboxSender:
             if n == 0:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=max(self._idle_s, 0.05))
+                    # Writers call notify(); the timeout only covers a wake-up that was missed.
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._idle_s)
 
     async def drain(self, timeout_s: float) -> bool:
         """Wait until the outbox is empty (True) or ``timeout_s`` passes (False)."""
