@@ -8,17 +8,16 @@ import json
 import sys
 from typing import Any
 
-from cloud_workers.audit import replay_topic
-from cloud_workers.control import publish_commands, scaling_command
-from cloud_workers.gateway import Gateway, GatewayConfig
-from cloud_workers.hospital import HospitalSubscriber, SubscriberConfig, dumps
-from streams import configure_logging, run_consumer, run_until_stopped
-from streams._service import add_service_arguments, periodic_stats, service_context
+from streams._service_args import add_service_arguments
 
 __all__ = ["add_cloud_commands"]
 
 
 def _gateway(args: argparse.Namespace) -> int:
+    from cloud_workers.gateway import Gateway, GatewayConfig
+    from streams import configure_logging, run_until_stopped
+    from streams._service import periodic_stats, service_context
+
     configure_logging()
     ctx = service_context(args, args.gateway_id)
     gateway = Gateway(
@@ -36,6 +35,10 @@ def _gateway(args: argparse.Namespace) -> int:
 
 
 def _subscribe(args: argparse.Namespace) -> int:
+    from cloud_workers.hospital import HospitalSubscriber, SubscriberConfig, dumps
+    from streams import configure_logging, run_consumer, run_until_stopped
+    from streams._service import periodic_stats, service_context
+
     configure_logging()
     ctx = service_context(args, f"subscriber-{args.hospital}")
     out = open(args.output, "a", buffering=1) if args.output else sys.stdout  # noqa: SIM115 - closed below
@@ -77,6 +80,9 @@ def _subscribe(args: argparse.Namespace) -> int:
 
 
 def _audit_replay(args: argparse.Namespace) -> int:
+    from cloud_workers.audit import replay_topic
+    from streams._service import service_context
+
     ctx = service_context(args, "audit")
     report = asyncio.run(
         replay_topic(ctx.settings, ctx.keyring, args.topic, from_offset=args.from_offset, to_offset=args.to_offset)
@@ -86,6 +92,9 @@ def _audit_replay(args: argparse.Namespace) -> int:
 
 
 def _control_scale(args: argparse.Namespace) -> int:
+    from cloud_workers.control import publish_commands, scaling_command
+    from streams._service import service_context
+
     ctx = service_context(args, args.producer)
     cmd = scaling_command(
         args.target,

@@ -6,14 +6,16 @@ import argparse
 import asyncio
 import contextlib
 
-from edge_agent.simulator import SimulatedKiosk, SimulatedKioskConfig
-from streams import configure_logging, run_until_stopped
-from streams._service import add_service_arguments, periodic_stats, service_context
+from streams._service_args import add_service_arguments
 
 __all__ = ["add_edge_commands"]
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    from edge_agent.simulator import SimulatedKiosk, SimulatedKioskConfig
+    from streams import configure_logging, run_until_stopped
+    from streams._service import periodic_stats, service_context
+
     configure_logging()
     ctx = service_context(args, args.kiosk_id)
     kiosk = SimulatedKiosk(
@@ -42,6 +44,8 @@ def _edge(args: argparse.Namespace) -> int:
     from edge_agent.agent import EdgeAgent, ModelSink, load_config
     from edge_agent.agent._camera import CameraLiveness
     from edge_agent.agent._triage_backend import KioskTriage
+    from streams import configure_logging, run_until_stopped
+    from streams._service import periodic_stats, service_context
 
     configure_logging()
     config = load_config(Path(args.config))
@@ -92,6 +96,7 @@ def _emulate_patients(args: argparse.Namespace) -> int:
     import random
 
     from edge_agent.triage import MODELS_DIR, TriageVocab
+    from streams import run_until_stopped
 
     vocab = TriageVocab.load(next(MODELS_DIR.glob("*.vocab.json")))
     rng = random.Random(args.seed)
@@ -153,7 +158,7 @@ def add_edge_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add_service_arguments(edge)
     edge.set_defaults(func=_edge)
 
-    from edge_agent.sensors._cli import add_emulate_commands
+    from edge_agent._emulate_cli import add_emulate_commands
 
     add_emulate_commands(sub)
     emulate = sub.choices["emulate"]

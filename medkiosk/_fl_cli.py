@@ -37,8 +37,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def add_fl_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``medkiosk fl run|coordinator|aggregator|keyholder|client``."""
-    from cloud_workers.federated._cli import add_fl_role_commands
-    from edge_agent.federated._client_cli import add_fl_client_command
+    from cloud_workers._fl_cli import add_fl_role_commands
+    from edge_agent._fl_client_cli import add_fl_client_command
 
     fl = sub.add_parser("fl", help="federated learning: a whole training run, or one role")
     flsub = fl.add_subparsers(dest="fl_command", required=True, metavar="COMMAND")

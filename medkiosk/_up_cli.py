@@ -6,8 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-from medkiosk._up import UpOptions, run_up
-
 __all__ = ["add_up_command"]
 
 
@@ -22,6 +20,8 @@ def _outage(value: str) -> tuple[float, float]:
 
 
 def _up(args: argparse.Namespace) -> int:
+    from medkiosk._up import UpOptions, run_up
+
     if args.broker_outage and args.bootstrap:
         raise SystemExit("--broker-outage needs the embedded broker (drop --bootstrap)")
     if args.broker_outage and args.storage == "memory":

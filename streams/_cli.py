@@ -6,16 +6,17 @@ import argparse
 import asyncio
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from streams._admin import apply_topics
-from streams._catalog import topics_for
-from streams._keys import Keyring, export_role, init_dev_keys
-from streams._settings import BusSettings
+if TYPE_CHECKING:
+    from streams._settings import BusSettings
 
 __all__ = ["add_keys_commands", "add_topics_commands"]
 
 
 def _hospitals_from(settings: BusSettings, explicit: list[str] | None) -> list[str]:
+    from streams._keys import Keyring
+
     if explicit:
         return explicit
     registry = settings.keys_dir / "registry.json"
@@ -25,6 +26,10 @@ def _hospitals_from(settings: BusSettings, explicit: list[str] | None) -> list[s
 
 
 def _topics_apply(args: argparse.Namespace) -> int:
+    from streams._admin import apply_topics
+    from streams._catalog import topics_for
+    from streams._settings import BusSettings
+
     settings = BusSettings()
     if args.bootstrap:
         settings = settings.model_copy(update={"bootstrap_servers": args.bootstrap})
@@ -51,6 +56,9 @@ def add_topics_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _keys_init(args: argparse.Namespace) -> int:
+    from streams._keys import init_dev_keys
+    from streams._settings import BusSettings
+
     root: Path = args.dir or BusSettings().keys_dir
     kiosks: dict[str, str] = {}
     for spec in args.kiosk or []:
@@ -65,6 +73,9 @@ def _keys_init(args: argparse.Namespace) -> int:
 
 
 def _keys_export(args: argparse.Namespace) -> int:
+    from streams._keys import export_role
+    from streams._settings import BusSettings
+
     root: Path = args.dir or BusSettings().keys_dir
     export_role(root, args.out, producer_id=args.producer, hospitals=args.hospital or [])
     print(json.dumps({"exported_to": str(args.out), "producer": args.producer, "hospitals": args.hospital or []}))

@@ -7,26 +7,15 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from streams._keys import Keyring
 from streams._metrics import BusMetrics, serve_metrics
 from streams._runtime import StatsFile
+from streams._service_args import add_service_arguments
 from streams._settings import BusSettings
 
 __all__ = ["ServiceContext", "add_service_arguments", "periodic_stats", "service_context"]
-
-
-def add_service_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options every service command takes (each also has a ``MEDKIOSK_*`` variable)."""
-    parser.add_argument(
-        "--bootstrap", help="bootstrap servers (default: MEDKIOSK_BOOTSTRAP_SERVERS or 127.0.0.1:19092)"
-    )
-    parser.add_argument("--keys-dir", type=Path, help="keys directory (default: MEDKIOSK_KEYS_DIR)")
-    parser.add_argument("--state-dir", type=Path, help="local state such as outboxes (default: MEDKIOSK_STATE_DIR)")
-    parser.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port (0: off)")
-    parser.add_argument("--stats-file", type=Path, help="keep a JSON file of this process's counters up to date")
 
 
 @dataclass
