@@ -16,6 +16,9 @@ fi
 need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+# Apache Kafka 4 (the reference broker in the tests) needs Java 17+; Maven fetches its jars.
+java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])' || need+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || need+=(maven)
 if [ "${#need[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; else SUDO=none; fi
     if [ "$SUDO" = none ]; then
@@ -39,4 +42,20 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
     .venv/bin/python -m pip install -q "torch==2.13.0"
     .venv/bin/python -m pip install -q -e '.[dev]' --config-settings editable_mode=compat
     echo "$want" >"$stamp"
+fi
+
+# The Apache Kafka broker's jars, from Maven Central (cached in ~/.m2), into .medkiosk/kafka/libs.
+kafka_libs=.medkiosk/kafka/libs
+kafka_stamp=.medkiosk/kafka/.pom-sha
+kafka_want="$(sha256sum infra/kafka/pom.xml | cut -c1-16)"
+if [ "$(cat "$kafka_stamp" 2>/dev/null || true)" != "$kafka_want" ] || ! ls "$kafka_libs"/kafka_2.13-*.jar >/dev/null 2>&1; then
+    if command -v mvn >/dev/null 2>&1; then
+        echo "setup: fetching Apache Kafka jars with mvn into $kafka_libs" >&2
+        rm -rf "$kafka_libs.partial"
+        mvn -q -B -f infra/kafka/pom.xml dependency:copy-dependencies -DoutputDirectory="$PWD/$kafka_libs.partial"
+        rm -rf "$kafka_libs" && mv "$kafka_libs.partial" "$kafka_libs"
+        echo "$kafka_want" >"$kafka_stamp"
+    else
+        echo "setup: no mvn: Apache Kafka jars not fetched; tests on the kafka engine will fail" >&2
+    fi
 fi

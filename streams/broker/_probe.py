@@ -36,11 +36,12 @@ def _kafka_call(sock: socket.socket, api_key: int, correlation_id: int, body: by
     return reply[4:]
 
 
-def kafka_ready(host: str, port: int, timeout_s: float = 1.0) -> bool:
+def kafka_ready(host: str, port: int, timeout_s: float = 1.0, *, api_versions_only: bool = False) -> bool:
     """True when ``host:port`` answers ApiVersions v0 with no error and Metadata v0 with at least one broker.
 
     ApiVersions alone shows a Kafka listener; Metadata also goes through the storage engine, which is
-    the part that is slow or broken when the S3 store is not reachable.
+    the part that is slow or broken when the S3 store is not reachable. ``api_versions_only`` stops after
+    ApiVersions, the one request a SASL listener answers before authentication.
     """
     try:
         with socket.create_connection((host, port), timeout=timeout_s) as sock:
@@ -49,6 +50,8 @@ def kafka_ready(host: str, port: int, timeout_s: float = 1.0) -> bool:
             (error_code,) = struct.unpack_from(">h", api_versions)
             if error_code != 0:
                 return False
+            if api_versions_only:
+                return True
             # Metadata v0 with an empty topic array means "all topics"; only the broker list is read.
             metadata = _kafka_call(sock, api_key=3, correlation_id=2, body=struct.pack(">i", 0))
             (broker_count,) = struct.unpack_from(">i", metadata)
