@@ -19,7 +19,7 @@ from edge_agent.agent._commands import CommandPolicy, ScalingChange, authorize_c
 from edge_agent.agent._config import KioskConfig
 from edge_agent.agent._telemetry import KioskGauges, StageTimer, build_telemetry
 from edge_agent.fusion import CardRead as FusionCard
-from edge_agent.fusion import Decision, Fuser, FusionConfig, Verdict
+from edge_agent.fusion import ClockOffsetConfig, ClockOffsetEstimator, Decision, Fuser, FusionConfig, Verdict
 from edge_agent.fusion import LivenessResult as FusionLiveness
 from edge_agent.sensors import CardFrame, RfidReader, RfidReaderConfig
 from schemas import CardRead as CardReadMsg
@@ -31,6 +31,7 @@ from schemas import (
     ModelVersion,
     RejectReason,
     ScalingCommand,
+    Telemetry,
 )
 from streams import (
     CONTROL_SCALING,
@@ -68,13 +69,19 @@ _VERDICTS = {
 
 @dataclass(frozen=True, slots=True)
 class LivenessObservation:
+    """One processed camera frame, as the agent fuses it."""
+
+    #: Capture stamp (camera clock).
     captured_at_ns: int
     face_found: bool
-    live_score: float
+    #: P(live); None: a face without a score yet (its track is younger than the model's history), never 0.0.
+    live_score: float | None
     face_box: tuple[int, int, int, int] | None
     model_version: str
     #: Detection + preprocessing + model time for this frame.
     latency_ns: int = 0
+    #: When the frame reached the kiosk (kiosk clock), for the online clock-offset estimate; None: not known.
+    received_at_ns: int | None = None
 
 
 class LivenessSource(Protocol):
@@ -138,6 +145,13 @@ class EdgeAgent:
                 window_ns=int(fusion.window_ms * 1e6),
                 lateness_ns=int(fusion.lateness_ms * 1e6),
                 clock_offset_ns=int(fusion.clock_offset_ms * 1e6),
+                live_threshold=config.liveness.threshold,
+                conflict_score=min(0.5, config.liveness.threshold),
+            )
+        )
+        self.clock = ClockOffsetEstimator(
+            ClockOffsetConfig(
+                window=fusion.offset_window, min_samples=fusion.offset_min_samples, percentile=fusion.offset_percentile
             )
         )
         self.rfid = RfidReader(
@@ -146,6 +160,10 @@ class EdgeAgent:
                 baudrate=config.rfid.baudrate,
                 debounce_ms=config.rfid.debounce_ms,
                 frame_formats=tuple(config.rfid.formats),  # type: ignore[arg-type]
+                line_min_chars=config.rfid.line_min_chars,
+                line_max_chars=config.rfid.line_max_chars,
+                line_lengths=tuple(config.rfid.line_lengths),
+                line_alphabet=config.rfid.line_alphabet,  # type: ignore[arg-type]
             ),
             on_frame=self._on_card,
         )
@@ -182,6 +200,7 @@ class EdgeAgent:
         self.applied: list[ScalingChange] = []
         self.models: dict[str, int] = {}
         self._clock_offset_ns = int(fusion.clock_offset_ms * 1e6)
+        self._clock_offset_estimated = False
         self._last_obs: dict[int, LivenessObservation] = {}
         self._final: dict[str, Any] | None = None
         self._command_stop = asyncio.Event()
@@ -197,12 +216,24 @@ class EdgeAgent:
             self.camera_frames += 1
             self.timer.observe("liveness", obs.latency_ns / 1e9)
             self.timer.observe("capture_to_liveness", (time.time_ns() - obs.captured_at_ns) / 1e9)
+            if obs.received_at_ns is not None:
+                self._track_clock(obs.captured_at_ns, obs.received_at_ns)
             self.fuser.add_liveness(
                 FusionLiveness(captured_at_ns=obs.captured_at_ns, face_found=obs.face_found, live_score=obs.live_score)
             )
             self._last_obs[obs.captured_at_ns] = obs
             if len(self._last_obs) > 256:
                 self._last_obs.pop(next(iter(self._last_obs)))
+
+    def _track_clock(self, captured_at_ns: int, received_at_ns: int) -> None:
+        self.clock.add(captured_at_ns, received_at_ns)
+        if not self.config.fusion.estimate_clock_offset:
+            return
+        estimate = self.clock.estimate()
+        if estimate is not None and estimate != self._clock_offset_ns:
+            self._clock_offset_ns = estimate
+            self._clock_offset_estimated = True
+            self.fuser.set_clock_offset(estimate)
 
     async def _fusion_loop(self) -> None:
         while True:
@@ -255,7 +286,8 @@ class EdgeAgent:
                     kiosk_id=self.config.kiosk_id,
                     captured_at=d.liveness.captured_at_ns,
                     face_found=d.liveness.face_found,
-                    live_score=d.liveness.live_score,
+                    live_score=d.liveness.live_score or 0.0,
+                    unscored=d.liveness.face_found and d.liveness.live_score is None,
                     face_box=list(obs.face_box) if obs and obs.face_box else [],
                     model_version=obs.model_version if obs else "",
                 )
@@ -372,19 +404,26 @@ class EdgeAgent:
 
     # --- telemetry ----------------------------------------------------------------------------------
 
+    def telemetry(self, outbox_depth: int) -> Telemetry:
+        """The telemetry record now (load, latencies, the clock offset in use and how it was obtained)."""
+        return build_telemetry(
+            kiosk_id=self.config.kiosk_id,
+            hospital_id=self.config.hospital_id,
+            timer=self.timer,
+            queue_depth=self.triage.queue_depth if self.triage else 0,
+            outbox_depth=outbox_depth,
+            clock_offset_ns=self._clock_offset_ns,
+            clock_offset_estimated=self._clock_offset_estimated,
+            clock_offset_samples=self.clock.samples,
+            clock_offset_spread_ns=self.clock.spread(),
+            capacity_per_s=self.triage.capacity_per_s if self.triage else 0.0,
+        )
+
     async def _telemetry_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.telemetry.interval_s)
             depth, _ = await asyncio.to_thread(self.outbox.depth)
-            msg = build_telemetry(
-                kiosk_id=self.config.kiosk_id,
-                hospital_id=self.config.hospital_id,
-                timer=self.timer,
-                queue_depth=self.triage.queue_depth if self.triage else 0,
-                outbox_depth=depth,
-                clock_offset_ns=self._clock_offset_ns,
-                capacity_per_s=self.triage.capacity_per_s if self.triage else 0.0,
-            )
+            msg = self.telemetry(depth)
             self._gauges.update(msg)
             req = SealRequest(
                 topic=KIOSK_TELEMETRY.name,

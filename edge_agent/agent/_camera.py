@@ -35,6 +35,7 @@ class CameraLiveness:
             model_version=info.model_version,
             input_size=info.input_size,
             crop_scale=info.crop_scale,
+            max_missed=liveness.max_missed,
         )
         return cls(open_source(camera.source, fps=camera.fps, loop=camera.loop), pipeline, hot, models_dir)
 
@@ -46,10 +47,11 @@ class CameraLiveness:
             yield LivenessObservation(
                 captured_at_ns=obs.captured_at_ns,
                 face_found=obs.face_found,
-                live_score=obs.live_score or 0.0,
+                live_score=obs.live_score,
                 face_box=obs.face_box,
                 model_version=self.hot.version,
                 latency_ns=obs.latency_ns,
+                received_at_ns=obs.received_at_ns,
             )
 
     def set_fps(self, fps: float) -> None:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from edge_agent.sensors._rfid_frames import RfidFrameParser
+
 __all__ = [
     "CameraConfig",
     "CommandsConfig",
@@ -28,6 +30,24 @@ class RfidSettings:
     baudrate: int = 115200
     debounce_ms: int = 1000
     formats: list[str] = field(default_factory=lambda: ["em4100", "line"])
+    #: Line-mode limits: the length range, the exact lengths the site's cards have (empty: the whole range),
+    #: and the alphabet ("digits", "hex" or "alnum"). em4100 frames are always 10 hex digits plus a checksum.
+    line_min_chars: int = 8
+    line_max_chars: int = 20
+    line_lengths: list[int] = field(default_factory=list)
+    line_alphabet: str = "hex"
+
+    def __post_init__(self) -> None:
+        try:  # the parser owns the rules; building one checks them when the file is loaded, not at first read
+            RfidFrameParser(
+                frame_formats=self.formats,  # type: ignore[arg-type]
+                line_min_chars=self.line_min_chars,
+                line_max_chars=self.line_max_chars,
+                line_lengths=self.line_lengths,
+                line_alphabet=self.line_alphabet,  # type: ignore[arg-type]
+            )
+        except ValueError as exc:
+            raise ValueError(f"[rfid]: {exc}") from None
 
 
 @dataclass(kw_only=True)
@@ -42,14 +62,24 @@ class CameraConfig:
 class LivenessSettings:
     model: Path = _PACKAGE / "vision" / "models" / "liveness-demo.onnx"
     engine: str = "auto"
+    #: A frame is live when its score is strictly above this (used by the pipeline and by the fusion).
     threshold: float = 0.98
+    #: Detector misses a face track survives (the history is kept, the missed frame adds nothing).
+    max_missed: int = 3
 
 
 @dataclass(kw_only=True)
 class FusionSettings:
     window_ms: float = 50.0
     lateness_ms: float = 100.0
+    #: Camera->kiosk offset used until the online estimate has ``offset_min_samples`` frames (or always, when
+    #: ``estimate_clock_offset`` is false).
     clock_offset_ms: float = 0.0
+    #: Estimate the offset online from each frame's capture stamp and arrival (see ``ClockOffsetEstimator``).
+    estimate_clock_offset: bool = True
+    offset_window: int = 150
+    offset_min_samples: int = 15
+    offset_percentile: float = 10.0
 
 
 @dataclass(kw_only=True)

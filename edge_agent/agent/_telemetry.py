@@ -53,6 +53,9 @@ def build_telemetry(
     outbox_depth: int,
     clock_offset_ns: int,
     capacity_per_s: float,
+    clock_offset_estimated: bool = False,
+    clock_offset_samples: int = 0,
+    clock_offset_spread_ns: int = 0,
 ) -> Telemetry:
     """One telemetry record; ``load`` is the request rate over the kiosk's current capacity, capped at 1."""
     rate = timer.take_rate()
@@ -64,6 +67,9 @@ def build_telemetry(
         queue_depth=queue_depth,
         outbox_depth=outbox_depth,
         clock_offset_ns=clock_offset_ns,
+        clock_offset_estimated=clock_offset_estimated,
+        clock_offset_samples=clock_offset_samples,
+        clock_offset_spread_ns=clock_offset_spread_ns,
         load=min(1.0, rate / capacity_per_s) if capacity_per_s > 0 else 0.0,
     )
     for stage, (p50, p99) in sorted(timer.percentiles().items()):

@@ -12,9 +12,12 @@ from edge_agent.fusion._align import (
     estimate_clock_offset,
     fuse_batch,
 )
+from edge_agent.fusion._clock import ClockOffsetConfig, ClockOffsetEstimator
 
 __all__ = [
     "CardRead",
+    "ClockOffsetConfig",
+    "ClockOffsetEstimator",
     "Decision",
     "Fuser",
     "FusionConfig",

@@ -4,7 +4,9 @@ Notation: a card read at ``t`` (kiosk clock); a liveness result captured at ``c`
 ``k = c + clock_offset_ns`` on the kiosk clock (the offset in effect when the result was added) and at skew
 ``d = k - t``. ``W = window_ns``, ``C = 2·W`` (two reads whose ±W windows overlap could claim the same frame),
 ``N = near_factor·W``, ``T = live_threshold``, ``X = conflict_score``. A result is a *face* if ``face_found``;
-a face is *live* if ``live_score > T`` (strictly: the seed accepts only *above* 0.98).
+a face is *live* if ``live_score > T`` (strictly: the seed accepts only *above* 0.98). A face whose
+``live_score`` is None has no score yet (its track is younger than the model's history): it is a face, but
+never live and never evidence *against* liveness, so it cannot make a check ``AMBIGUOUS`` (rule 4).
 
 Rules, applied in order, give exactly one verdict per card read:
 
@@ -12,8 +14,8 @@ Rules, applied in order, give exactly one verdict per card read:
    is the same person and competes with nobody). Chosen: the nearest face with ``|d| <= W``, if any.
 2. Candidates are the faces with ``|d| <= W`` (both ends inclusive). None: ``OUTSIDE_WINDOW`` if some face has
    ``|d| <= N`` (chosen: the nearest), else ``NO_FACE`` (chosen: none). Results without a face never count.
-3. No live candidate: ``NOT_LIVE`` (chosen: the highest-scoring candidate).
-4. A live candidate and another candidate scoring below ``X``: ``AMBIGUOUS`` (the frames disagree strongly,
+3. No live candidate: ``NOT_LIVE`` (chosen: the highest-scoring candidate, unscored ones last).
+4. A live candidate and another *scored* candidate scoring below ``X``: ``AMBIGUOUS`` (the frames disagree strongly,
    e.g. a photo held up beside a live face). Chosen: the nearest live candidate.
 5. Otherwise ``VERIFIED``. Chosen: the nearest live candidate.
 
@@ -63,11 +65,11 @@ class CardRead:
 
 @dataclass(frozen=True, slots=True)
 class LivenessResult:
-    """A camera frame's face/liveness result, stamped on the camera clock."""
+    """A camera frame's face/liveness result, stamped on the camera clock; ``live_score`` None: not scored yet."""
 
     captured_at_ns: int
     face_found: bool
-    live_score: float
+    live_score: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +124,11 @@ def estimate_clock_offset(pairs: Iterable[tuple[int, int]]) -> int:
     return diffs[mid] if len(diffs) % 2 else (diffs[mid - 1] + diffs[mid]) // 2
 
 
+def _score(result: LivenessResult) -> float:
+    """The score for ordering: an unscored face sorts below every scored one."""
+    return -1.0 if result.live_score is None else result.live_score
+
+
 def _ms(ns: int) -> str:
     return f"{ns / 1e6:+.1f} ms"
 
@@ -135,7 +142,7 @@ def _decide(
     in_window = [(d, r) for d, r in faces if abs(d) <= w]
 
     def nearest(pairs: list[tuple[int, LivenessResult]]) -> tuple[int, LivenessResult]:
-        return min(pairs, key=lambda p: (abs(p[0]), -p[1].live_score, p[0]))
+        return min(pairs, key=lambda p: (abs(p[0]), -_score(p[1]), p[0]))
 
     def decision(verdict: Verdict, reason: str, chosen: tuple[int, LivenessResult] | None) -> Decision:
         if chosen is None:
@@ -157,16 +164,20 @@ def _decide(
             reason = f"no face within ±{w / 1e6:.1f} ms; nearest face at {_ms(chosen[0])}"
             return decision(Verdict.OUTSIDE_WINDOW, reason, chosen)
         return decision(Verdict.NO_FACE, f"no face within ±{cfg.near_ns / 1e6:.1f} ms", None)
-    live = [(d, r) for d, r in in_window if r.live_score > cfg.live_threshold]
+    live = [(d, r) for d, r in in_window if r.live_score is not None and r.live_score > cfg.live_threshold]
     if not live:
-        best = min(in_window, key=lambda p: (-p[1].live_score, abs(p[0]), p[0]))
-        reason = (
-            f"best of {len(in_window)} face(s) in window scores {best[1].live_score:.3f}, "
-            f"not above {cfg.live_threshold:.3f}"
-        )
+        best = min(in_window, key=lambda p: (-_score(p[1]), abs(p[0]), p[0]))
+        if best[1].live_score is None:
+            reason = f"{len(in_window)} face(s) in window, none scored yet (face track too young)"
+        else:
+            reason = (
+                f"best of {len(in_window)} face(s) in window scores {best[1].live_score:.3f}, "
+                f"not above {cfg.live_threshold:.3f}"
+            )
         return decision(Verdict.NOT_LIVE, reason, best)
     chosen = nearest(live)
-    worst = min(r.live_score for _, r in in_window)
+    assert chosen[1].live_score is not None
+    worst = min(r.live_score for _, r in in_window if r.live_score is not None)
     if worst < cfg.conflict_score:
         reason = f"faces in window disagree: live {chosen[1].live_score:.3f} and {worst:.3f} (< {cfg.conflict_score})"
         return decision(Verdict.AMBIGUOUS, reason, chosen)

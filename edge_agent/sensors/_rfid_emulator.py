@@ -89,7 +89,9 @@ class EmittedCard:
     """Ground truth: a valid frame for ``card_number`` went out, completely, at ``sent_at_ns`` (wall clock).
 
     ``attached`` says a reader had the port open when the frame started; a frame sent with none attached is
-    flushed away when one opens, so only attached frames must be read.
+    flushed away when one opens. ``synced`` says the reader had been sent a frame start or a line break since it
+    opened the port (an em4100 frame starts with one): a reader resynchronises after every open, so only frames
+    both attached and synced must be read.
     """
 
     card_number: str
@@ -97,6 +99,7 @@ class EmittedCard:
     sent_at_ns: int
     tap: int
     attached: bool
+    synced: bool = True
 
 
 class RfidEmulator:
@@ -110,6 +113,7 @@ class RfidEmulator:
         self._slave: int | None = None
         self._slave_path = ""
         self._attached = False
+        self._synced = False
 
     @property
     def plugged(self) -> bool:
@@ -132,6 +136,7 @@ class RfidEmulator:
         os.set_blocking(master, False)
         self._master, self._slave, self._slave_path = master, slave, os.ttyname(slave)
         self._attached = False
+        self._synced = False
         link = self.config.link
         tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
         with contextlib.suppress(FileNotFoundError):
@@ -180,10 +185,14 @@ class RfidEmulator:
         """Put ``data`` on the wire; False if the port is unplugged or its buffer overflowed (bytes lost)."""
         if self._master is None:
             return False
+        attached = self.reader_attached
         try:
-            return os.write(self._master, data) == len(data)
+            written = os.write(self._master, data)
         except BlockingIOError:
             return False
+        if attached and any(b in data[:written] for b in b"\r\n\x02"):
+            self._synced = True
+        return written == len(data)
 
     async def run(self) -> list[EmittedCard]:
         """Send ``count`` taps at ``rate_hz`` (plugging first if needed); return the ground truth."""
@@ -234,6 +243,7 @@ class RfidEmulator:
         if cfg.frame_format == "em4100" and rng.random() < cfg.bad_checksum:
             await self.write(encode_em4100(card, crlf=cfg.em4100_crlf, bad_checksum=True))
         attached = self.reader_attached
+        synced = cfg.frame_format == "em4100" or self._synced
         frame = self._frame(card)
         pieces = [frame]
         if rng.random() < cfg.partial:
@@ -245,7 +255,7 @@ class RfidEmulator:
                 await asyncio.sleep(rng.uniform(0.001, 0.015))
             complete = await self.write(piece) and complete
         if complete:
-            sent = EmittedCard(card, cfg.frame_format, time.time_ns(), tap, attached)
+            sent = EmittedCard(card, cfg.frame_format, time.time_ns(), tap, attached, attached and synced)
             self.sent.append(sent)
             _log.debug("sent %s", sent)
 
@@ -276,3 +286,4 @@ class RfidEmulator:
                 return
             if packet and packet[0] & termios.TIOCPKT_FLUSHREAD:
                 self._attached = True
+                self._synced = False

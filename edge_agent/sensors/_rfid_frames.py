@@ -7,9 +7,17 @@ Two wire formats are understood (both by default; pin one with ``frame_formats``
 * ``line``: the card number (``line_min_chars``..``line_max_chars`` characters of the line alphabet) terminated
   by ``CR`` and/or ``LF``.
 
+Every connection starts out of sync: until the parser has seen a frame start (``STX``) or a line break, bytes
+are dropped, because the first bytes after a port opens may be the tail of a frame (a card resting on the
+reader while the driver flushed the beginning). Call ``reset`` after every (re)connect. A line reader that
+sends each number only once therefore loses the very first read after a (re)connect; readers that repeat while
+the card rests (the common case) lose one repeat.
+
 A line that holds any byte outside its alphabet is dropped whole, up to the next line break or ``STX``: the
-tail of a damaged number must never pass for a card number. The price is that noise directly in front of a
-line-mode number, with no line break between, spoils that number too. Memory is bounded: the parser holds at
+tail of a damaged number must never pass for a card number. ``line_lengths`` pins the exact lengths a site's
+cards have (a line reader whose numbers are 13 digits should never accept the 12 left by a dropped byte).
+The price of dropping whole lines is that noise directly in front of a line-mode number, with no line break
+between, spoils that number too. Memory is bounded: the parser holds at
 most one partial frame (``max(line_max_chars, 14)`` bytes) whatever it is fed.
 """
 
@@ -38,6 +46,9 @@ CR = 0x0D
 LF = 0x0A
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 _DIGITS = frozenset(b"0123456789")
+_ALNUM = frozenset(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_ALPHABETS = {"hex": _HEX, "digits": _DIGITS, "alnum": _ALNUM}
+LineAlphabet = Literal["digits", "hex", "alnum"]
 _EM_HEX_CHARS = 12  # 10 data + 2 checksum
 
 _IDLE, _EM, _JUNK = 0, 1, 2
@@ -101,26 +112,37 @@ class RfidFrameParser:
         frame_formats: Iterable[FrameFormat] = ("em4100", "line"),
         line_min_chars: int = 8,
         line_max_chars: int = 20,
-        line_alphabet: Literal["digits", "hex"] = "hex",
+        line_alphabet: LineAlphabet = "hex",
+        line_lengths: Iterable[int] = (),
     ) -> None:
         formats = frozenset(frame_formats)
         if not formats or not formats <= {"em4100", "line"}:
             raise ValueError(f"frame_formats must be a non-empty subset of em4100/line, got {sorted(formats)}")
         if not 1 <= line_min_chars <= line_max_chars <= 64:
             raise ValueError("need 1 <= line_min_chars <= line_max_chars <= 64")
+        if line_alphabet not in _ALPHABETS:
+            raise ValueError(f"line_alphabet must be one of {sorted(_ALPHABETS)}, got {line_alphabet!r}")
+        lengths = frozenset(line_lengths)
+        if not lengths <= set(range(line_min_chars, line_max_chars + 1)):
+            raise ValueError(f"line_lengths {sorted(lengths)} must lie within {line_min_chars}..{line_max_chars}")
         self._em = "em4100" in formats
         self._line = "line" in formats
         self._min = line_min_chars
         self._max = line_max_chars
-        self._alphabet = _HEX if line_alphabet == "hex" else _DIGITS
+        self._alphabet = _ALPHABETS[line_alphabet]
+        self._lengths = lengths
         self._frames = 0
         self._bad_checksum = 0
         self._garbage = 0
         self.reset()
 
     def reset(self) -> None:
-        """Forget any partial frame (after a reconnect the bytes before the gap cannot join those after it)."""
-        self._state = _IDLE
+        """Forget any partial frame and resynchronise: call it on every (re)connect.
+
+        After a reconnect the bytes before the gap cannot join those after it, and the first bytes may be the
+        tail of a frame, so nothing is accepted until a frame start or a line break has been seen.
+        """
+        self._state = _JUNK
         self._token = bytearray()
         self._em_hex = bytearray()
         self._em_cr = False
@@ -208,7 +230,7 @@ class RfidFrameParser:
         token = self._token
         if not token:
             return
-        if self._min <= len(token) <= self._max:
+        if self._min <= len(token) <= self._max and (not self._lengths or len(token) in self._lengths):
             self._frames += 1
             out.append(CardFrame(token.decode("ascii").upper(), "line", now))
         else:

@@ -11,12 +11,12 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 import serial
 import serial_asyncio
 
-from edge_agent.sensors._rfid_frames import CardFrame, Debouncer, FrameFormat, RfidFrameParser
+from edge_agent.sensors._rfid_frames import CardFrame, Debouncer, FrameFormat, LineAlphabet, RfidFrameParser
 
 __all__ = ["FrameCallback", "RfidReader", "RfidReaderConfig", "RfidReaderStats"]
 
@@ -41,7 +41,9 @@ class RfidReaderConfig:
     frame_formats: tuple[FrameFormat, ...] = ("em4100", "line")
     line_min_chars: int = 8
     line_max_chars: int = 20
-    line_alphabet: Literal["digits", "hex"] = "hex"
+    line_alphabet: LineAlphabet = "hex"
+    #: Exact line-mode lengths a site's cards have (empty: any length in ``line_min_chars..line_max_chars``).
+    line_lengths: tuple[int, ...] = ()
     #: Frames waiting for the consumer; when full the oldest is dropped (and counted).
     queue_size: int = 1024
     read_size: int = 1024
@@ -71,7 +73,8 @@ class RfidReader:
     Each read is stamped with ``time.time_ns()`` as it arrives. When the port disappears (read error, end of
     file, or the path removed or re-pointed) the reader closes it and reopens the path with exponential backoff
     (``reconnect_initial_s`` doubling up to ``reconnect_max_s``) until it is back; a partial frame from before
-    the gap is discarded. ``start``/``stop`` or ``async with``; ``stop`` is idempotent.
+    the gap is discarded and every connection starts resynchronising (see ``RfidFrameParser``).
+    ``start``/``stop`` or ``async with``; ``stop`` is idempotent.
     """
 
     def __init__(self, config: RfidReaderConfig, *, on_frame: FrameCallback | None = None) -> None:
@@ -82,6 +85,7 @@ class RfidReader:
             line_min_chars=config.line_min_chars,
             line_max_chars=config.line_max_chars,
             line_alphabet=config.line_alphabet,
+            line_lengths=config.line_lengths,
         )
         self._debouncer = Debouncer(config.debounce_ms * 1_000_000)
         self._queue: asyncio.Queue[CardFrame | object] = asyncio.Queue()

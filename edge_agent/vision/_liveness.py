@@ -40,14 +40,16 @@ class LivenessObservation:
     detect_ns: int = 0
     preprocess_ns: int = 0
     infer_ns: int = 0
+    #: When the frame reached the kiosk (kiosk clock); None: not known.
+    received_at_ns: int | None = None
 
     def is_live(self, threshold: float) -> bool:
         """Whether the score is strictly above ``threshold`` (the seed accepts only *above* 0.98)."""
         return self.live_score is not None and self.live_score > threshold
 
     def to_result(self) -> LivenessResult:
-        """The fusion's view of this frame (an unscored face counts as a face scoring 0)."""
-        return LivenessResult(self.captured_at_ns, self.face_found, self.live_score or 0.0)
+        """The fusion's view of this frame (an unscored face stays unscored: "no score yet" is not 0.0)."""
+        return LivenessResult(self.captured_at_ns, self.face_found, self.live_score)
 
 
 class LivenessPipeline:
@@ -70,12 +72,15 @@ class LivenessPipeline:
         crop_scale: float = 1.4,
         detector: FaceDetector | None = None,
         history_config: HistoryConfig | None = None,
+        max_missed: int = 3,
     ) -> None:
         self.engine = engine
         self.threshold = threshold
         self.model_version = model_version
         self.detector = detector or FaceDetector()
-        cfg = history_config or HistoryConfig(history=history, input_size=input_size, crop_scale=crop_scale)
+        cfg = history_config or HistoryConfig(
+            history=history, input_size=input_size, crop_scale=crop_scale, max_missed=max_missed
+        )
         self._history = FaceHistory(cfg)
         self._input_name = engine.info.inputs[0]
         self._output_name = engine.info.outputs[0]
@@ -130,6 +135,7 @@ class LivenessPipeline:
             detect_ns=times[0],
             preprocess_ns=times[1],
             infer_ns=times[2],
+            received_at_ns=frame.received_at_ns,
         )
 
     def _score(self, outputs: dict[str, NDArray[np.generic]]) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,14 @@ from numpy.typing import NDArray
 from edge_agent.vision._cv import cv2 as load_cv2
 from edge_agent.vision._sources import FrameSource, FrameSourceError, SourceNotFoundError
 
-__all__ = ["DEFAULT_FOLDER_FPS", "DeviceSource", "ImageFolderSource", "VideoFileSource", "open_source"]
+__all__ = [
+    "DEFAULT_FOLDER_FPS",
+    "DeviceSource",
+    "ImageFolderSource",
+    "VideoFileSource",
+    "driver_stamp_to_wall",
+    "open_source",
+]
 
 DEFAULT_FOLDER_FPS = 15.0
 _IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
@@ -29,6 +37,17 @@ class _CaptureSource(FrameSource):
             return None
         ok, image = self._cap.read()
         return image if ok and image is not None else None
+
+    def _read_stamped(self) -> tuple[NDArray[np.uint8] | None, int | None]:
+        # grab() returns once the frame is captured; decoding (retrieve) happens after the stamp.
+        if self._cap is None or not self._cap.grab():
+            return None, None
+        stamp = self._capture_stamp()
+        ok, image = self._cap.retrieve()
+        return (image if ok and image is not None else None), stamp
+
+    def _capture_stamp(self) -> int:
+        return time.time_ns()
 
     def _close(self) -> None:
         if self._cap is not None:
@@ -70,6 +89,13 @@ class DeviceSource(_CaptureSource):
     def _read(self) -> NDArray[np.uint8] | None:
         self._apply_fps()
         return super()._read()
+
+    def _read_stamped(self) -> tuple[NDArray[np.uint8] | None, int | None]:
+        self._apply_fps()
+        return super()._read_stamped()
+
+    def _capture_stamp(self) -> int:
+        return driver_stamp_to_wall(self._cap.get(load_cv2().CAP_PROP_POS_MSEC), time.monotonic_ns(), time.time_ns())
 
 
 class VideoFileSource(_CaptureSource):
@@ -146,6 +172,18 @@ class ImageFolderSource(FrameSource):
 
 
 _DEVICE = re.compile(r"^(?:device:)?(\d+)$")
+
+
+def driver_stamp_to_wall(pos_msec: float, monotonic_ns: int, wall_ns: int) -> int:
+    """A V4L2 buffer timestamp (``CAP_PROP_POS_MSEC``: milliseconds on the monotonic clock) on the wall clock.
+
+    Falls back to ``wall_ns`` (the grab's return) when the driver gives no plausible stamp: zero, negative, not
+    on the monotonic clock (another backend's position in the stream), or in the future.
+    """
+    stamp_ns = round(pos_msec * 1e6)
+    if not 0 < monotonic_ns - stamp_ns < 1_000_000_000:
+        return wall_ns
+    return stamp_ns + (wall_ns - monotonic_ns)
 
 
 def open_source(spec: str, *, fps: float | None = None, loop: bool = False) -> FrameSource:

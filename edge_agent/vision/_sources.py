@@ -1,7 +1,10 @@
 """Async camera sources (the base class; the kinds are in ``_source_kinds``). Frames are stamped at capture.
 
-Blocking OpenCV reads run in a worker thread (``asyncio.to_thread``); a frame's ``captured_at_ns`` is
-``time.time_ns()`` taken in that thread right after the read returned (the same clock the RFID reader uses).
+Blocking OpenCV reads run in a worker thread (``asyncio.to_thread``); a frame's ``captured_at_ns`` is as close
+to the capture as the source allows, on the kiosk's wall clock (the one the RFID reader stamps with): a camera's
+driver timestamp where it gives one, else the moment the frame was grabbed, before it is decoded; only a source
+that can do neither is stamped after its read returns. ``received_at_ns`` is when the decoded frame was handed
+over (the pair feeds the online clock-offset estimate).
 Sources are paced to ``fps`` (a file or folder plays at that rate; a camera is asked for it and read no faster);
 ``set_fps`` changes the rate at runtime, taking effect for the very next frame, even mid-wait.
 """
@@ -31,12 +34,14 @@ class SourceNotFoundError(FrameSourceError, FileNotFoundError):
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """One captured frame: BGR uint8 ``image``, wall-clock capture stamp, 0-based ``index`` in its source."""
+    """One captured frame: BGR uint8 ``image``, capture stamp, 0-based ``index`` in its source, and when it was
+    handed over (kiosk clock; None: not known)."""
 
     image: NDArray[np.uint8]
     captured_at_ns: int
     index: int
     source: str
+    received_at_ns: int | None = None
 
 
 class FrameSource(abc.ABC):
@@ -91,6 +96,10 @@ class FrameSource(abc.ABC):
     @abc.abstractmethod
     def _read(self) -> NDArray[np.uint8] | None:
         """The next image, or None at the end."""
+
+    def _read_stamped(self) -> tuple[NDArray[np.uint8] | None, int | None]:
+        """The next image and its capture stamp (None: the source cannot tell; the read's return is used)."""
+        return self._read(), None
 
     def _rewind(self) -> bool:
         """Go back to the first frame (for ``loop``); False when the source cannot."""
@@ -152,11 +161,12 @@ class FrameSource(abc.ABC):
                 return
             # woken by set_fps: wait again for the re-computed due time
 
-    def _grab(self) -> tuple[NDArray[np.uint8] | None, int]:
-        image = self._read()
+    def _grab(self) -> tuple[NDArray[np.uint8] | None, int, int]:
+        image, stamp = self._read_stamped()
         if image is None and self.loop and self._rewind():
-            image = self._read()
-        return image, time.time_ns()
+            image, stamp = self._read_stamped()
+        received = time.time_ns()
+        return image, received if stamp is None else stamp, received
 
     async def read(self) -> Frame | None:
         """The next frame, paced to ``fps``; None at the end of a file or folder (not looping)."""
@@ -168,7 +178,7 @@ class FrameSource(abc.ABC):
                 return None
             started = time.monotonic_ns()
             self._inflight = asyncio.ensure_future(asyncio.to_thread(self._grab))
-            image, stamp = await asyncio.shield(self._inflight)
+            image, stamp, received = await asyncio.shield(self._inflight)
             if image is None:
                 return None
             # The next frame is due one period after this one was; after a stall, now (no burst to catch up).
@@ -176,6 +186,6 @@ class FrameSource(abc.ABC):
             self._last_due_ns = base
             period = self._period_ns()
             self._due_ns = max(base + period, time.monotonic_ns()) if period else None
-            frame = Frame(image, stamp, self._index, self.name)
+            frame = Frame(image, stamp, self._index, self.name, received)
             self._index += 1
             return frame

@@ -29,8 +29,9 @@ class HistoryConfig:
     #: A detection whose centre moved more than this fraction of the face size since the last frame, or whose
     #: size changed by more than this fraction, starts a new track (a different face, or a detector jump).
     jump_fraction: float = 0.35
-    #: Frames without a face tolerated before the track is dropped (0: drop on the first miss).
-    max_missed: int = 0
+    #: Detector misses tolerated before the track is dropped (0: drop on the first miss). A missed frame adds
+    #: nothing to the history; the track and its frames are kept, so one miss does not cost K frames of waiting.
+    max_missed: int = 3
 
     def __post_init__(self) -> None:
         if self.history < 1:
@@ -39,6 +40,8 @@ class HistoryConfig:
             raise ValueError("input_size must be >= 8")
         if not 0.0 < self.box_smoothing <= 1.0:
             raise ValueError("box_smoothing must be in (0, 1]")
+        if self.max_missed < 0:
+            raise ValueError("max_missed must be >= 0")
 
 
 class FaceHistory:

@@ -24,19 +24,19 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19schemas/v1/identity.proto\x12\nschemas.v1\"X\n\x08\x43\x61rdRead\x12\x10\n\x08kiosk_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61rd_number\x18\x02 \x01(\t\x12\x0f\n\x07read_at\x18\x03 \x01(\x03\x12\x14\n\x0c\x66rame_format\x18\x04 \x01(\t\"\x88\x01\n\x0eLivenessResult\x12\x10\n\x08kiosk_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61ptured_at\x18\x02 \x01(\x03\x12\x12\n\nface_found\x18\x03 \x01(\x08\x12\x12\n\nlive_score\x18\x04 \x01(\x02\x12\x10\n\x08\x66\x61\x63\x65_box\x18\x05 \x03(\x05\x12\x15\n\rmodel_version\x18\x06 \x01(\t\"\xed\x01\n\rIdentityCheck\x12\x10\n\x08kiosk_id\x18\x01 \x01(\t\x12\x13\n\x0bhospital_id\x18\x02 \x01(\t\x12\"\n\x04\x63\x61rd\x18\x03 \x01(\x0b\x32\x14.schemas.v1.CardRead\x12,\n\x08liveness\x18\x04 \x01(\x0b\x32\x1a.schemas.v1.LivenessResult\x12,\n\x07verdict\x18\x05 \x01(\x0e\x32\x1b.schemas.v1.IdentityVerdict\x12\x0f\n\x07skew_ns\x18\x06 \x01(\x03\x12\x11\n\twindow_ns\x18\x07 \x01(\x03\x12\x11\n\tsynthetic\x18\x08 \x01(\x08*\xd4\x01\n\x0fIdentityVerdict\x12 \n\x1cIDENTITY_VERDICT_UNSPECIFIED\x10\x00\x12\x1d\n\x19IDENTITY_VERDICT_VERIFIED\x10\x01\x12\x1c\n\x18IDENTITY_VERDICT_NO_FACE\x10\x02\x12\x1d\n\x19IDENTITY_VERDICT_NOT_LIVE\x10\x03\x12#\n\x1fIDENTITY_VERDICT_OUTSIDE_WINDOW\x10\x04\x12\x1e\n\x1aIDENTITY_VERDICT_AMBIGUOUS\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19schemas/v1/identity.proto\x12\nschemas.v1\"X\n\x08\x43\x61rdRead\x12\x10\n\x08kiosk_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61rd_number\x18\x02 \x01(\t\x12\x0f\n\x07read_at\x18\x03 \x01(\x03\x12\x14\n\x0c\x66rame_format\x18\x04 \x01(\t\"\x9a\x01\n\x0eLivenessResult\x12\x10\n\x08kiosk_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61ptured_at\x18\x02 \x01(\x03\x12\x12\n\nface_found\x18\x03 \x01(\x08\x12\x12\n\nlive_score\x18\x04 \x01(\x02\x12\x10\n\x08\x66\x61\x63\x65_box\x18\x05 \x03(\x05\x12\x15\n\rmodel_version\x18\x06 \x01(\t\x12\x10\n\x08unscored\x18\x07 \x01(\x08\"\xed\x01\n\rIdentityCheck\x12\x10\n\x08kiosk_id\x18\x01 \x01(\t\x12\x13\n\x0bhospital_id\x18\x02 \x01(\t\x12\"\n\x04\x63\x61rd\x18\x03 \x01(\x0b\x32\x14.schemas.v1.CardRead\x12,\n\x08liveness\x18\x04 \x01(\x0b\x32\x1a.schemas.v1.LivenessResult\x12,\n\x07verdict\x18\x05 \x01(\x0e\x32\x1b.schemas.v1.IdentityVerdict\x12\x0f\n\x07skew_ns\x18\x06 \x01(\x03\x12\x11\n\twindow_ns\x18\x07 \x01(\x03\x12\x11\n\tsynthetic\x18\x08 \x01(\x08*\xd4\x01\n\x0fIdentityVerdict\x12 \n\x1cIDENTITY_VERDICT_UNSPECIFIED\x10\x00\x12\x1d\n\x19IDENTITY_VERDICT_VERIFIED\x10\x01\x12\x1c\n\x18IDENTITY_VERDICT_NO_FACE\x10\x02\x12\x1d\n\x19IDENTITY_VERDICT_NOT_LIVE\x10\x03\x12#\n\x1fIDENTITY_VERDICT_OUTSIDE_WINDOW\x10\x04\x12\x1e\n\x1aIDENTITY_VERDICT_AMBIGUOUS\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'schemas.v1.identity_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_IDENTITYVERDICT']._serialized_start=511
-  _globals['_IDENTITYVERDICT']._serialized_end=723
+  _globals['_IDENTITYVERDICT']._serialized_start=529
+  _globals['_IDENTITYVERDICT']._serialized_end=741
   _globals['_CARDREAD']._serialized_start=41
   _globals['_CARDREAD']._serialized_end=129
   _globals['_LIVENESSRESULT']._serialized_start=132
-  _globals['_LIVENESSRESULT']._serialized_end=268
-  _globals['_IDENTITYCHECK']._serialized_start=271
-  _globals['_IDENTITYCHECK']._serialized_end=508
+  _globals['_LIVENESSRESULT']._serialized_end=286
+  _globals['_IDENTITYCHECK']._serialized_start=289
+  _globals['_IDENTITYCHECK']._serialized_end=526
 # @@protoc_insertion_point(module_scope)

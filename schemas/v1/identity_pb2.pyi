@@ -35,20 +35,22 @@ class CardRead(_message.Message):
     def __init__(self, kiosk_id: _Optional[str] = ..., card_number: _Optional[str] = ..., read_at: _Optional[int] = ..., frame_format: _Optional[str] = ...) -> None: ...
 
 class LivenessResult(_message.Message):
-    __slots__ = ("kiosk_id", "captured_at", "face_found", "live_score", "face_box", "model_version")
+    __slots__ = ("kiosk_id", "captured_at", "face_found", "live_score", "face_box", "model_version", "unscored")
     KIOSK_ID_FIELD_NUMBER: _ClassVar[int]
     CAPTURED_AT_FIELD_NUMBER: _ClassVar[int]
     FACE_FOUND_FIELD_NUMBER: _ClassVar[int]
     LIVE_SCORE_FIELD_NUMBER: _ClassVar[int]
     FACE_BOX_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    UNSCORED_FIELD_NUMBER: _ClassVar[int]
     kiosk_id: str
     captured_at: int
     face_found: bool
     live_score: float
     face_box: _containers.RepeatedScalarFieldContainer[int]
     model_version: str
-    def __init__(self, kiosk_id: _Optional[str] = ..., captured_at: _Optional[int] = ..., face_found: _Optional[bool] = ..., live_score: _Optional[float] = ..., face_box: _Optional[_Iterable[int]] = ..., model_version: _Optional[str] = ...) -> None: ...
+    unscored: bool
+    def __init__(self, kiosk_id: _Optional[str] = ..., captured_at: _Optional[int] = ..., face_found: _Optional[bool] = ..., live_score: _Optional[float] = ..., face_box: _Optional[_Iterable[int]] = ..., model_version: _Optional[str] = ..., unscored: _Optional[bool] = ...) -> None: ...
 
 class IdentityCheck(_message.Message):
     __slots__ = ("kiosk_id", "hospital_id", "card", "liveness", "verdict", "skew_ns", "window_ns", "synthetic")

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aschemas/v1/telemetry.proto\x12\nschemas.v1\"=\n\x0cStageLatency\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x0e\n\x06p50_ms\x18\x02 \x01(\x01\x12\x0e\n\x06p99_ms\x18\x03 \x01(\x01\"\xd3\x01\n\tTelemetry\x12\x10\n\x08kiosk_id\x18\x01 \x01(\t\x12\x13\n\x0bhospital_id\x18\x02 \x01(\t\x12\n\n\x02\x61t\x18\x03 \x01(\x03\x12\x14\n\x0crequest_rate\x18\x04 \x01(\x01\x12\x13\n\x0bqueue_depth\x18\x05 \x01(\r\x12\x14\n\x0coutbox_depth\x18\x06 \x01(\r\x12+\n\tlatencies\x18\x07 \x03(\x0b\x32\x18.schemas.v1.StageLatency\x12\x17\n\x0f\x63lock_offset_ns\x18\x08 \x01(\x03\x12\x0c\n\x04load\x18\t \x01(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aschemas/v1/telemetry.proto\x12\nschemas.v1\"=\n\x0cStageLatency\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x0e\n\x06p50_ms\x18\x02 \x01(\x01\x12\x0e\n\x06p99_ms\x18\x03 \x01(\x01\"\xb1\x02\n\tTelemetry\x12\x10\n\x08kiosk_id\x18\x01 \x01(\t\x12\x13\n\x0bhospital_id\x18\x02 \x01(\t\x12\n\n\x02\x61t\x18\x03 \x01(\x03\x12\x14\n\x0crequest_rate\x18\x04 \x01(\x01\x12\x13\n\x0bqueue_depth\x18\x05 \x01(\r\x12\x14\n\x0coutbox_depth\x18\x06 \x01(\r\x12+\n\tlatencies\x18\x07 \x03(\x0b\x32\x18.schemas.v1.StageLatency\x12\x17\n\x0f\x63lock_offset_ns\x18\x08 \x01(\x03\x12\x0c\n\x04load\x18\t \x01(\x01\x12\x1e\n\x16\x63lock_offset_estimated\x18\n \x01(\x08\x12\x1c\n\x14\x63lock_offset_samples\x18\x0b \x01(\r\x12\x1e\n\x16\x63lock_offset_spread_ns\x18\x0c \x01(\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,5 +34,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STAGELATENCY']._serialized_start=42
   _globals['_STAGELATENCY']._serialized_end=103
   _globals['_TELEMETRY']._serialized_start=106
-  _globals['_TELEMETRY']._serialized_end=317
+  _globals['_TELEMETRY']._serialized_end=411
 # @@protoc_insertion_point(module_scope)

@@ -40,6 +40,8 @@ def one(cards: list[CardRead], results: list[LivenessResult], **cfg: object) -> 
 def test_public_surface() -> None:
     assert set(fusion.__all__) == {
         "CardRead",
+        "ClockOffsetConfig",
+        "ClockOffsetEstimator",
         "Decision",
         "Fuser",
         "FusionConfig",

@@ -71,14 +71,14 @@ def test_valid_em4100_frames(crlf: bool) -> None:
 @pytest.mark.parametrize("terminator", [b"\r", b"\n", b"\r\n"])
 def test_valid_line_frames(terminator: bytes) -> None:
     parser = RfidFrameParser()
-    data = encode_line("1234567890123", terminator) + encode_line("abcdef0123456", terminator)
+    data = b"\n" + encode_line("1234567890123", terminator) + encode_line("abcdef0123456", terminator)
     assert parser.feed(data, 3) == [CardFrame("1234567890123", "line", 3), CardFrame("ABCDEF0123456", "line", 3)]
     assert parser.stats().garbage_bytes == 0
 
 
 def test_line_length_and_alphabet_are_configurable() -> None:
     parser = RfidFrameParser(frame_formats=["line"], line_min_chars=13, line_max_chars=13, line_alphabet="digits")
-    data = b"123456789012\n" + b"1234567890123\n" + b"12345678901234\n" + b"123456789012A\n"
+    data = b"\n123456789012\n" + b"1234567890123\n" + b"12345678901234\n" + b"123456789012A\n"
     assert cards(parser.feed(data, 0)) == [("1234567890123", "line")]
     assert parser.stats().garbage_bytes == 12 + 14 + 13
     with pytest.raises(ValueError):
@@ -157,12 +157,14 @@ def test_frames_split_at_every_byte_position(frame: bytes, from_end: int) -> Non
     assert [f.arrived_at_ns for f in out] == [complete_at]
 
 
-def test_reset_forgets_a_partial_frame() -> None:
+def test_reset_forgets_a_partial_frame_and_resynchronises() -> None:
     parser = RfidFrameParser()
-    assert parser.feed(b"12345", 0) == []
+    assert parser.feed(b"\n12345", 0) == []
     parser.reset()
-    # Without the reset this would read as the 18-character number "123456789012345678".
-    assert cards(parser.feed(b"6789012345678\r\n", 1)) == [("6789012345678", "line")]
+    # Without the reset this would read as the 18-character number "123456789012345678"; after it, the bytes
+    # before the first line break may be the tail of a frame, so they are dropped too.
+    assert parser.feed(b"6789012345678\r\n", 1) == []
+    assert cards(parser.feed(b"1234567890123\r\n", 2)) == [("1234567890123", "line")]
 
 
 # --- property: valid frames and garbage, interleaved and cut anywhere --------------------------------------
@@ -190,7 +192,7 @@ items = st.lists(st.one_of(em_frame, line_frame, garbage), max_size=30)
 def test_interleaved_frames_and_garbage_yield_exactly_the_valid_frames(
     items: list[tuple[str, object, object]], cuts: list[int]
 ) -> None:
-    stream = bytearray()
+    stream = bytearray(b"\n")  # a fresh parser is out of sync until a line break or a frame start
     expected: list[tuple[str, str, int]] = []  # card, format, offset of the completing byte
     for i, (kind, a, b) in enumerate(items):
         if kind == "em":

@@ -74,11 +74,11 @@ def test_fake_engine_sees_the_model_input_after_k_frames(source: FaceSource) -> 
     assert last.latency_ns >= last.detect_ns > 0 and last.infer_ns > 0
     assert last.is_live(0.98) and not last.is_live(S)
     assert last.to_result() == LivenessResult(1_330_000_000, True, S)
-    assert obs[0].to_result() == LivenessResult(1_000_000_000, True, 0.0)
+    assert obs[0].to_result() == LivenessResult(1_000_000_000, True, None)  # "no score yet" is not 0.0
 
 
 def test_history_resets_when_the_face_disappears_or_jumps(source: FaceSource) -> None:
-    pipe = LivenessPipeline(RecordingEngine(), history=3)
+    pipe = LivenessPipeline(RecordingEngine(), history=3, max_missed=0)
     clip = render_clip("live", source, np.random.default_rng(2), frames=10)
     blank = np.full_like(clip[0], 100)
     jumped = np.full_like(clip[0], 100)
@@ -90,6 +90,21 @@ def test_history_resets_when_the_face_disappears_or_jumps(source: FaceSource) ->
     assert obs[5].live_score is None, "a new track scores only once its history is full again"
     assert obs[8].face_found and obs[8].live_score is None
     assert pipe.history.resets == 2
+
+
+def test_the_track_survives_short_detector_misses(source: FaceSource) -> None:
+    # One missed detection used to reset the history: K more frames before the next score.
+    clip = render_clip("live", source, np.random.default_rng(2), frames=10)
+    blank = np.full_like(clip[0], 100)
+    frames = as_frames([*clip[:4], blank, *clip[5:7], blank, blank, *clip[9:10]])
+    pipe = LivenessPipeline(RecordingEngine(), history=3, max_missed=2)
+    obs = [pipe.process(f) for f in frames]
+    assert [o.face_found for o in obs] == [True] * 4 + [False] + [True] * 2 + [False] * 2 + [True]
+    assert [o.live_score for o in obs] == [None, None, S, S, None, S, S, None, None, S]
+    assert pipe.history.resets == 0
+    pipe = LivenessPipeline(RecordingEngine(), history=3, max_missed=1)
+    obs = [pipe.process(f) for f in frames]
+    assert obs[9].live_score is None and pipe.history.resets == 1  # two misses in a row exceed max_missed=1
 
 
 async def test_async_matches_sync_and_reads_a_source(tmp_path: Path, source: FaceSource) -> None:

@@ -156,3 +156,25 @@ async def test_stop_during_a_paced_wait_ends_the_read(folder: Path) -> None:
     await source.stop()
     assert await asyncio.wait_for(pending, 1.0) is None
     assert not source.started
+
+
+async def test_capture_is_stamped_at_grab_before_decoding(video: Path, folder: Path) -> None:
+    # The stamp used to be taken after read() returned (grab + decode); now it is taken when the grab returns,
+    # and the hand-over time is kept beside it for the online clock-offset estimate.
+    got = await collect(str(video), fps=200.0)
+    assert len(got) == 12
+    assert all(f.received_at_ns is not None and f.captured_at_ns <= f.received_at_ns for f in got)
+    assert any(f.received_at_ns is not None and f.captured_at_ns < f.received_at_ns for f in got)
+    from_folder = await collect(str(folder), fps=200.0)
+    assert all(f.captured_at_ns == f.received_at_ns for f in from_folder)  # no earlier stamp exists there
+
+
+def test_driver_timestamps_are_mapped_to_the_wall_clock() -> None:
+    from edge_agent.vision._source_kinds import driver_stamp_to_wall
+
+    mono, wall = 5_000_000_000_000, 1_700_000_000_000_000_000
+    # A V4L2 buffer stamp 12 ms before the grab returned, on the monotonic clock.
+    assert driver_stamp_to_wall((mono - 12_000_000) / 1e6, mono, wall) == wall - 12_000_000
+    assert driver_stamp_to_wall(0.0, mono, wall) == wall  # no stamp
+    assert driver_stamp_to_wall(40.0, mono, wall) == wall  # a position in a stream, not a monotonic stamp
+    assert driver_stamp_to_wall((mono + 1_000_000) / 1e6, mono, wall) == wall  # in the future: not plausible
