@@ -18,14 +18,19 @@ from streams._catalog import (
     FlTopics,
     TopicSpec,
     hospital_topic,
+    spec_for,
     topics_for,
 )
-from streams._chain import ChainTracker, ChainVerdict
+from streams._chain import ChainLink, ChainTracker, ChainVerdict
+from streams._chain_store import ChainStore
 from streams._chunking import DEFAULT_CHUNK_SIZE, Reassembler, split_payload
 from streams._consumer import ConsumerConfig, EnvelopeConsumer, Retryable, VerifiedEvent, run_consumer
+from streams._dlq import DeadLetterLimits, DeadLetterSink, dead_letter_for
 from streams._envelope import (
+    DEFAULT_LIMITS,
     GENESIS_HASH,
     ChainState,
+    EnvelopeLimits,
     Opened,
     decode_payload,
     decrypt,
@@ -40,6 +45,7 @@ from streams._errors import EnvelopeRejected, reason_label
 from streams._keys import DataKey, Keyring, ProducerInfo, SigningKey, export_role, init_dev_keys
 from streams._metrics import BusMetrics, serve_metrics
 from streams._outbox import Outbox, OutboxRow, SealRequest
+from streams._pipeline import Accepted, Duplicate, Outcome, RecordPipeline, Rejected, check_policy
 from streams._reader import LogEvent, LogReader, SeqDedupe
 from streams._runtime import StatsFile, configure_logging, run_until_stopped
 from streams._sender import OutboxSender, make_producer
@@ -51,6 +57,7 @@ __all__ = [
     "CATALOG",
     "CONTROL_SCALING",
     "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_LIMITS",
     "DLQ",
     "FL_AGGREGATES",
     "FL_MODELS",
@@ -61,14 +68,21 @@ __all__ = [
     "KIOSK_IDENTITY",
     "KIOSK_INFERENCE",
     "KIOSK_TELEMETRY",
+    "Accepted",
     "BusMetrics",
     "BusSettings",
+    "ChainLink",
     "ChainState",
+    "ChainStore",
     "ChainTracker",
     "ChainVerdict",
     "ConsumerConfig",
     "DataKey",
+    "DeadLetterLimits",
+    "DeadLetterSink",
+    "Duplicate",
     "EnvelopeConsumer",
+    "EnvelopeLimits",
     "EnvelopeRejected",
     "FlTopics",
     "Keyring",
@@ -78,8 +92,11 @@ __all__ = [
     "Outbox",
     "OutboxRow",
     "OutboxSender",
+    "Outcome",
     "ProducerInfo",
     "Reassembler",
+    "RecordPipeline",
+    "Rejected",
     "Retryable",
     "SealRequest",
     "SeqDedupe",
@@ -89,7 +106,9 @@ __all__ = [
     "TopicSpec",
     "VerifiedEvent",
     "apply_topics",
+    "check_policy",
     "configure_logging",
+    "dead_letter_for",
     "decode_payload",
     "decrypt",
     "envelope_hash",
@@ -105,6 +124,7 @@ __all__ = [
     "run_until_stopped",
     "seal",
     "serve_metrics",
+    "spec_for",
     "split_payload",
     "supervise",
     "topics_for",

@@ -19,9 +19,11 @@ __all__ = [
     "KIOSK_IDENTITY",
     "KIOSK_INFERENCE",
     "KIOSK_TELEMETRY",
+    "REGISTRY",
     "FlTopics",
     "TopicSpec",
     "hospital_topic",
+    "spec_for",
     "topics_for",
 ]
 
@@ -39,6 +41,17 @@ class TopicSpec:
     retention_ms: int = 7 * _DAY_MS
     #: ``None``: the settings' default partition count.
     partitions: int | None = None
+    #: Full protobuf names of the inner messages the topic carries; empty: any known schema.
+    schemas: tuple[str, ...] = ()
+    #: Envelopes must be AES-256-GCM encrypted (patient data); ``ENCRYPTION_NONE`` is ``plaintext_refused``.
+    encrypted: bool = False
+    #: The signed ``stream`` values allowed here. ``None``: only the topic's own name (a first-hop topic, where
+    #: the producer published directly); a routed topic lists the streams that feed it.
+    streams: tuple[str, ...] | None = None
+
+    def allows_stream(self, stream: str, topic: str) -> bool:
+        """Whether an envelope whose signed stream is ``stream`` may be read from ``topic`` (this spec's topic)."""
+        return stream == topic if self.streams is None else stream in self.streams
 
     def configs(self) -> dict[str, str]:
         cfg: dict[str, str] = {"cleanup.policy": self.cleanup}
@@ -47,13 +60,29 @@ class TopicSpec:
         return cfg
 
 
-KIOSK_IDENTITY = TopicSpec(name="kiosk.identity.v1", key="kiosk id", content="fused identity checks")
-KIOSK_INFERENCE = TopicSpec(name="kiosk.inference.v1", key="kiosk id", content="triage inference results")
+_IDENTITY_CHECK = "schemas.v1.IdentityCheck"
+_INFERENCE_RESULT = "schemas.v1.InferenceResult"
+
+KIOSK_IDENTITY = TopicSpec(
+    name="kiosk.identity.v1",
+    key="kiosk id",
+    content="fused identity checks",
+    schemas=(_IDENTITY_CHECK,),
+    encrypted=True,
+)
+KIOSK_INFERENCE = TopicSpec(
+    name="kiosk.inference.v1",
+    key="kiosk id",
+    content="triage inference results",
+    schemas=(_INFERENCE_RESULT,),
+    encrypted=True,
+)
 KIOSK_TELEMETRY = TopicSpec(
     name="kiosk.telemetry.v1",
     key="kiosk id",
     content="load, latency, queue depth, heartbeats",
     retention_ms=_DAY_MS,
+    schemas=("schemas.v1.Telemetry",),
 )
 FL_ROUNDS = TopicSpec(
     name="fl.rounds.v1", key="model name", content="round announcements and closes", cleanup="compact"
@@ -77,9 +106,24 @@ FL_AGGREGATES = TopicSpec(
     retention_ms=3 * _DAY_MS,
 )
 FL_MODELS = TopicSpec(name="fl.models.v1", key="model name", content="global model versions", cleanup="compact")
-CONTROL_SCALING = TopicSpec(name="control.scaling.v1", key="target", content="scaling commands")
-AUDIT = TopicSpec(name="audit.v1", key="producer id", content="envelope headers + chain links", retention_ms=-1)
+CONTROL_SCALING = TopicSpec(
+    name="control.scaling.v1", key="target", content="scaling commands", schemas=("schemas.v1.ScalingCommand",)
+)
+AUDIT = TopicSpec(
+    name="audit.v1",
+    key="producer id",
+    content="envelope headers + chain links",
+    retention_ms=-1,
+    schemas=("schemas.v1.AuditRecord",),
+)
 DLQ = TopicSpec(name="dlq.v1", key="source topic", content="rejected messages with reasons", retention_ms=30 * _DAY_MS)
+REGISTRY = TopicSpec(
+    name="registry.v1",
+    key="service/instance",
+    content="signed discovery heartbeats (Kafka-native registry; readers apply the TTL)",
+    cleanup="compact",
+    schemas=("schemas.v1.ServiceInstance",),
+)
 
 CATALOG: tuple[TopicSpec, ...] = (
     KIOSK_IDENTITY,
@@ -93,6 +137,7 @@ CATALOG: tuple[TopicSpec, ...] = (
     CONTROL_SCALING,
     AUDIT,
     DLQ,
+    REGISTRY,
 )
 
 
@@ -150,9 +195,39 @@ def hospital_topic(hospital_id: str) -> str:
     return f"hospital.{hospital_id}.events.v1"
 
 
+_BY_NAME = {spec.name: spec for spec in CATALOG}
+
+
+def _hospital_spec(hospital_id: str) -> TopicSpec:
+    return TopicSpec(
+        name=hospital_topic(hospital_id),
+        key="kiosk id",
+        content=f"events of hospital {hospital_id}",
+        schemas=(_IDENTITY_CHECK, _INFERENCE_RESULT),
+        encrypted=True,
+        streams=(KIOSK_IDENTITY.name, KIOSK_INFERENCE.name),
+    )
+
+
+_HOSPITAL_TOPIC = re.compile(r"^hospital\.([A-Za-z0-9][A-Za-z0-9._-]{0,63})\.events\.v1$")
+
+
+def spec_for(topic: str) -> TopicSpec:
+    """The catalog entry that governs ``topic``: an exact name, a hospital's events topic, or a catalog name
+    with a ``.<suffix>`` (isolated runs such as ``FlTopics.suffixed``). A topic the catalog does not know
+    gets the permissive default: any schema, no encryption requirement, stream equal to the topic."""
+    known = _BY_NAME.get(topic)
+    if known is not None:
+        return known
+    found = _HOSPITAL_TOPIC.match(topic)
+    if found:
+        return _hospital_spec(found.group(1))
+    for spec in CATALOG:
+        if topic.startswith(spec.name + "."):
+            return spec
+    return TopicSpec(name=topic, key="", content="not in the catalog")
+
+
 def topics_for(hospitals: list[str]) -> list[TopicSpec]:
     """The fixed catalog plus one events topic per hospital."""
-    return [
-        *CATALOG,
-        *(TopicSpec(name=hospital_topic(h), key="kiosk id", content=f"events of hospital {h}") for h in hospitals),
-    ]
+    return [*CATALOG, *(_hospital_spec(h) for h in hospitals)]

@@ -1,8 +1,11 @@
-"""The consumer every worker uses: verify -> dedupe on (producer_id, seq) -> decrypt/decode -> handle.
+"""The consumer every group-based worker uses: verify -> dedupe on (producer_id, seq) -> decrypt/decode -> handle.
 
-Bad input never crashes a worker: each rejection goes to ``dlq.v1`` with its reason and increments
-``medkiosk_rejects_total``. Offsets are committed only after a batch's effects (handler output and
-dead letters) are durable, so a restart re-reads rather than loses.
+Every record ends in exactly one outcome: handled, dropped as a byte-identical duplicate, or dead-lettered to
+``dlq.v1`` with a reason (``medkiosk_rejects_total``). Nothing a record contains can stop the worker: an
+unexpected exception in a check or a handler is ``internal_error``, logged once with its offset, and the
+offset moves on. Offsets are committed only after a batch's effects (handler output, dead letters and, with a
+``state_path``, the chain state) are durable, so a restart re-reads rather than loses; with durable chain state
+it resumes exactly after the last record its chains reflect.
 """
 
 from __future__ import annotations
@@ -10,24 +13,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 from google.protobuf.message import Message
 
-from schemas import MedicalRecord, RejectReason
-from streams._chain import ChainTracker, ChainVerdict
-from streams._dlq import dead_letter_for
-from streams._envelope import decode_payload, decrypt, envelope_hash, parse, verify_signature
+from schemas import MedicalRecord
+from streams._chain import ChainLink, ChainTracker
+from streams._chain_store import ChainStore
+from streams._dlq import DeadLetterLimits, DeadLetterSink
+from streams._envelope import EnvelopeLimits
 from streams._errors import EnvelopeRejected
 from streams._keys import Keyring
 from streams._metrics import BusMetrics
-from streams._sender import make_producer
+from streams._pipeline import Accepted, Duplicate, RecordPipeline, Rejected, internal_error
 from streams._settings import BusSettings
 
 __all__ = ["ConsumerConfig", "EnvelopeConsumer", "Retryable", "VerifiedEvent", "run_consumer"]
@@ -47,6 +53,8 @@ class VerifiedEvent:
     digest: bytes
     #: The decoded inner message, or ``None`` for a consumer that does not decrypt (the gateway).
     message: Message | None
+    #: This envelope restarted its producer's chain at seq 1 (the producer lost its state).
+    reset: bool = False
 
     @property
     def e2e_seconds(self) -> float:
@@ -55,6 +63,8 @@ class VerifiedEvent:
 
 Handler = Callable[[VerifiedEvent], Awaitable[None]]
 BatchDone = Callable[[], Awaitable[None]]
+#: ``(changed chain links, forgotten links, next offsets)`` -> persist them atomically with the batch's effects.
+StateWriter = Callable[[list[ChainLink], list[tuple[str, str]], dict[tuple[str, int], int]], Awaitable[None]]
 
 
 @dataclass(kw_only=True)
@@ -68,7 +78,22 @@ class ConsumerConfig:
     auto_offset_reset: str = "earliest"
     max_records: int = 500
     poll_timeout_ms: int = 200
+    #: Keep chain state + offsets durable across restarts (``ChainStore``); off only for throwaway readers.
+    durable_chain: bool = True
+    #: SQLite file for it; default ``<state_dir>/chains/<group_id>.db``.
+    state_path: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _Assignments(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: EnvelopeConsumer) -> None:
+        self._owner = owner
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self._owner._resume(assigned)
 
 
 class EnvelopeConsumer:
@@ -83,27 +108,50 @@ class EnvelopeConsumer:
         handler: Handler,
         *,
         on_batch_done: BatchDone | None = None,
+        state_writer: StateWriter | None = None,
+        initial_state: tuple[list[ChainLink], dict[tuple[str, int], int]] | None = None,
     ) -> None:
         self.config = config
         self._settings = settings
-        self._keyring = keyring
         self._metrics = metrics
         self._handler = handler
         self._on_batch_done = on_batch_done
         self.chain = ChainTracker()
+        self.pipeline = RecordPipeline(
+            keyring,
+            self.chain,
+            decrypt=config.decrypt,
+            limits=EnvelopeLimits(max_record_bytes=settings.max_record_bytes, max_field_bytes=settings.max_field_bytes),
+        )
+        self._store: ChainStore | None = None
+        self._state_writer = state_writer
+        self._stored_offsets: dict[tuple[str, int], int] = {}
+        if initial_state is None and state_writer is None and config.durable_chain:
+            safe = re.sub(r"[^A-Za-z0-9._-]", "_", config.group_id)[:200]
+            self._store = ChainStore(config.state_path or settings.state_dir / "chains" / f"{safe}.db")
+            initial_state = self._store.load()
+        if initial_state is not None:
+            links, self._stored_offsets = initial_state
+            self.chain.restore(links)
+        self._forgotten: list[tuple[str, str]] = []
         self._consumer: AIOKafkaConsumer | None = None
-        self._dlq: AIOKafkaProducer | None = None
+        self.dlq = DeadLetterSink(
+            settings,
+            metrics,
+            worker=config.worker,
+            limits=DeadLetterLimits(max_value_bytes=settings.dlq_max_value_bytes),
+        )
         self._stopping = asyncio.Event()
         self.accepted = 0
         self.duplicates = 0
         self.rejected = 0
+        self.resets = 0
         self.assigned = asyncio.Event()
         self._positions: dict[TopicPartition, int] = {}
 
     async def start(self) -> None:
         cfg = self.config
         consumer = AIOKafkaConsumer(
-            *cfg.topics,
             **self._settings.kafka_kwargs(),
             client_id=f"{self._settings.client_id}-{cfg.worker}",
             group_id=cfg.group_id,
@@ -113,8 +161,38 @@ class EnvelopeConsumer:
             **cfg.extra,
         )
         await consumer.start()
+        consumer.subscribe(list(cfg.topics), listener=_Assignments(self))
         self._consumer = consumer
         self._metrics.add_lag_source(self._lag)
+
+    async def _resume(self, assigned: list[TopicPartition]) -> None:
+        """Start each newly assigned partition right after the last record the chain state reflects."""
+        consumer = self._consumer
+        if consumer is None or not self._stored_offsets:
+            return
+        for tp in assigned:
+            stored = self._stored_offsets.get((tp.topic, tp.partition))
+            if stored is None:
+                continue
+            try:
+                committed = await consumer.committed(tp)
+            except KafkaError:
+                committed = None
+            if committed is not None and committed > stored:
+                # Another member of the group moved past us: our links for this partition are stale.
+                gone = self.chain.forget_source(f"{tp.topic}/{tp.partition}")
+                self._forgotten.extend(gone)
+                log.warning(
+                    "%s: %s[%d] was processed elsewhere up to %d (ours: %d); dropped %d stale chain links",
+                    self.config.worker,
+                    tp.topic,
+                    tp.partition,
+                    committed,
+                    stored,
+                    len(gone),
+                )
+                continue
+            consumer.seek(tp, stored)
 
     def _lag(self) -> list[tuple[str, int, int]]:
         consumer = self._consumer
@@ -137,10 +215,10 @@ class EnvelopeConsumer:
         if consumer is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(consumer.stop(), timeout=10)
-        dlq, self._dlq = self._dlq, None
-        if dlq is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(dlq.stop(), timeout=10)
+        with contextlib.suppress(Exception):
+            await self.dlq.stop()
+        if self._store is not None:
+            self._store.close()
 
     async def run(self) -> None:
         """Consume until ``stop()``; never raises on bad input."""
@@ -159,15 +237,39 @@ class EnvelopeConsumer:
                 self.assigned.set()
             if not batches:
                 continue
-            offsets: dict[TopicPartition, OffsetAndMetadata] = {}
-            for tp, records in batches.items():
-                for record in records:
-                    await self._process(record)
-                    offsets[tp] = OffsetAndMetadata(record.offset + 1, "")
-                    self._positions[tp] = record.offset + 1
-            if self._on_batch_done is not None:
-                await self._retry(self._on_batch_done, "batch flush")
-            await self._commit(consumer, offsets)
+            try:
+                await self._batch(consumer, batches)
+            except (KafkaError, TimeoutError, Retryable):
+                if self._stopping.is_set():
+                    return
+                raise
+
+    async def _batch(
+        self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> None:
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        for tp, records in batches.items():
+            for record in records:
+                await self._process(record)
+                offsets[tp] = OffsetAndMetadata(record.offset + 1, "")
+                self._positions[tp] = record.offset + 1
+        if self._on_batch_done is not None:
+            await self._retry(self._on_batch_done, "batch flush")
+        await self.dlq.flush(self._stopping)
+        await self._save_state(offsets)
+        await self._commit(consumer, offsets)
+
+    async def _save_state(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        if self._store is None and self._state_writer is None:
+            return
+        links = self.chain.take_dirty()
+        forgotten, self._forgotten = self._forgotten, []
+        plain = {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()}
+        self._stored_offsets.update(plain)
+        if self._state_writer is not None:
+            await self._state_writer(links, forgotten, plain)
+        elif self._store is not None:
+            await asyncio.to_thread(self._store.commit, links, plain, forgotten)
 
     async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         try:
@@ -178,37 +280,38 @@ class EnvelopeConsumer:
 
     async def _process(self, record: ConsumerRecord[bytes, bytes]) -> None:
         topic = record.topic
-        try:
-            rec = parse(record.value or b"")
-            verify_signature(rec, self._keyring)
-            digest = envelope_hash(rec)
-            if self.chain.check(rec, digest) is ChainVerdict.DUPLICATE:
-                self.duplicates += 1
-                self._metrics.duplicate(topic)
-                return
-            # Authentic and in sequence: from here on the chain advances even if the payload is bad.
-            self.chain.accept(rec, digest)
-            message = decode_payload(rec, decrypt(rec, self._keyring)) if self.config.decrypt else None
-        except EnvelopeRejected as exc:
-            await self._reject(record, exc)
+        outcome = self.pipeline.open(topic, record.partition, record.value)
+        if isinstance(outcome, Duplicate):
+            self.duplicates += 1
+            self._metrics.duplicate(topic)
             return
-        event = VerifiedEvent(record, rec, digest, message)
+        if isinstance(outcome, Rejected):
+            self._reject(record, outcome.error)
+            return
+        assert isinstance(outcome, Accepted)
+        rec = outcome.envelope
+        if outcome.reset:
+            self.resets += 1
+            self._metrics.chain_reset(topic, rec.producer_id)
+            log.warning(
+                "%s: %s restarted its chain in %s at seq 1 (lost state?) at %s@%d",
+                self.config.worker,
+                rec.producer_id,
+                rec.stream,
+                topic,
+                record.offset,
+            )
+        event = VerifiedEvent(record, rec, outcome.digest, outcome.message, outcome.reset)
         try:
             await self._retry(lambda: self._handler(event), f"handler for {topic}@{record.offset}")
         except EnvelopeRejected as exc:
-            await self._reject(record, exc)
+            self._reject(record, exc)
             return
+        except (Retryable, KafkaError, TimeoutError):
+            raise  # only while stopping: the batch is not committed and is read again
         except Exception as exc:
             log.exception("%s: handler failed on %s@%d", self.config.worker, topic, record.offset)
-            await self._reject(
-                record,
-                EnvelopeRejected(
-                    RejectReason.REJECT_REASON_HANDLER_FAILED,
-                    f"{type(exc).__name__}: {exc}",
-                    producer_id=rec.producer_id,
-                    seq=rec.seq,
-                ),
-            )
+            self._reject(record, internal_error(exc, rec))
             return
         self.accepted += 1
         self._metrics.event_in(topic)
@@ -227,24 +330,11 @@ class EnvelopeConsumer:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
 
-    async def _reject(self, record: ConsumerRecord[bytes, bytes], exc: EnvelopeRejected) -> None:
+    def _reject(self, record: ConsumerRecord[bytes, bytes], exc: EnvelopeRejected) -> None:
         self.rejected += 1
         self._metrics.reject(record.topic, exc.label)
-        log.info("%s: rejected %s@%d: %s", self.config.worker, record.topic, record.offset, exc)
-        topic, key, value = dead_letter_for(record, exc, self.config.worker)
-
-        async def send() -> None:
-            if self._dlq is None:
-                producer = make_producer(self._settings)
-                try:
-                    await producer.start()
-                except BaseException:
-                    await producer.stop()
-                    raise
-                self._dlq = producer
-            await self._dlq.send_and_wait(topic, value, key=key)
-
-        await self._retry(send, "dead letter")
+        log.info("%s: rejected %s@%d: %s", self.config.worker, record.topic, record.offset, str(exc)[:300])
+        self.dlq.add(record, exc)
 
 
 async def run_consumer(consumer: EnvelopeConsumer, stop: asyncio.Event) -> None:

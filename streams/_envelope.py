@@ -22,14 +22,17 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from google.protobuf.message import DecodeError, Message
+from google.protobuf.unknown_fields import UnknownFieldSet
 
 from schemas import Encryption, MedicalRecord, RejectReason, message_type
 from streams._errors import EnvelopeRejected
 from streams._keys import DataKey, Keyring, SigningKey
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "GENESIS_HASH",
     "ChainState",
+    "EnvelopeLimits",
     "Opened",
     "decode_payload",
     "decrypt",
@@ -46,6 +49,25 @@ _MAGIC = b"MKENV1\x00"
 _FIXED = struct.Struct(">qQiB")
 _NONCE = 12
 _ECDSA = ec.ECDSA(Prehashed(hashes.SHA256()))
+#: Order of the P-256 group: a signature's ``s`` must be at most half of it (low-s), so ``(r, n - s)``,
+#: which verifies too, cannot pass as a second envelope with another hash.
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+_HALF_ORDER = P256_ORDER // 2
+_ENCRYPTIONS = (Encryption.ENCRYPTION_AES256_GCM, Encryption.ENCRYPTION_NONE)
+_INT32_MAX = 2**31 - 1
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EnvelopeLimits:
+    """Size limits a consumer applies before it trusts any field (from ``BusSettings``)."""
+
+    #: The whole record as read from the broker.
+    max_record_bytes: int = 4 * 1024 * 1024
+    #: Each identifier: ``hospital_id``, ``producer_id``, ``key_id``, ``schema``, ``stream``.
+    max_field_bytes: int = 256
+
+
+DEFAULT_LIMITS = EnvelopeLimits()
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +83,23 @@ def _field(data: bytes) -> bytes:
 
 
 def header_bytes(rec: MedicalRecord) -> bytes:
-    """Canonical encoding of every header field (everything but the data and the r/s of the signature)."""
+    """Canonical encoding of every header field (everything but the data and the r/s of the signature).
+
+    Raises ``EnvelopeRejected(MALFORMED)`` for field values the layout cannot hold (``parse`` refuses them
+    first; this guards callers that build records by hand)."""
+    try:
+        fixed = _FIXED.pack(rec.timestamp, rec.seq, rec.signature.v, rec.encryption)
+    except struct.error as exc:
+        raise EnvelopeRejected(
+            RejectReason.REJECT_REASON_MALFORMED,
+            f"header field out of range: {exc}",
+            producer_id=rec.producer_id[:64],
+            seq=rec.seq,
+        ) from None
     return b"".join(
         (
             _MAGIC,
-            _FIXED.pack(rec.timestamp, rec.seq, rec.signature.v, rec.encryption),
+            fixed,
             _field(rec.hospital_id.encode()),
             _field(rec.producer_id.encode()),
             _field(rec.key_id.encode()),
@@ -123,18 +157,34 @@ def seal(
         rec.encrypted_data = payload
     der = signing_key.private_key.sign(_signed_digest(header, rec.encrypted_data), _ECDSA)
     r, s = decode_dss_signature(der)
+    if s > _HALF_ORDER:
+        s = P256_ORDER - s
     rec.signature.r = r.to_bytes(32, "big")
     rec.signature.s = s.to_bytes(32, "big")
     return rec, ChainState(rec.seq, envelope_hash(rec))
 
 
-def parse(raw: bytes) -> MedicalRecord:
-    """Parse wire bytes into an envelope, or reject it as malformed."""
+def parse(raw: bytes, limits: EnvelopeLimits = DEFAULT_LIMITS) -> MedicalRecord:
+    """Parse wire bytes into an envelope and check every header field's range and length before any of
+    them is used, or reject it (``too_large`` or ``malformed``)."""
+    if len(raw) > limits.max_record_bytes:
+        raise EnvelopeRejected(
+            RejectReason.REJECT_REASON_TOO_LARGE, f"record of {len(raw)} bytes > limit {limits.max_record_bytes}"
+        )
     rec = MedicalRecord()
     try:
         rec.ParseFromString(raw)
     except DecodeError as exc:
         raise EnvelopeRejected(RejectReason.REJECT_REASON_MALFORMED, f"not an envelope: {exc}") from None
+    for name in ("hospital_id", "producer_id", "key_id", "schema", "stream"):
+        size = len(getattr(rec, name).encode())
+        if size > limits.max_field_bytes:
+            raise EnvelopeRejected(
+                RejectReason.REJECT_REASON_TOO_LARGE,
+                f"{name} of {size} bytes > limit {limits.max_field_bytes}",
+                producer_id=rec.producer_id[:64] if name != "producer_id" else "",
+                seq=rec.seq,
+            )
     if not rec.producer_id or rec.seq == 0 or len(rec.prev_hash) != 32 or not rec.schema:
         raise EnvelopeRejected(
             RejectReason.REJECT_REASON_MALFORMED,
@@ -142,13 +192,19 @@ def parse(raw: bytes) -> MedicalRecord:
             producer_id=rec.producer_id,
             seq=rec.seq,
         )
-    if len(rec.signature.r) != 32 or len(rec.signature.s) != 32:
-        raise EnvelopeRejected(
-            RejectReason.REJECT_REASON_MALFORMED,
-            "signature r/s must be 32 bytes",
-            producer_id=rec.producer_id,
-            seq=rec.seq,
-        )
+    problem = ""
+    if rec.encryption not in _ENCRYPTIONS:
+        problem = f"unknown encryption {rec.encryption}"
+    elif not 1 <= rec.signature.v <= _INT32_MAX:
+        problem = f"signing key version {rec.signature.v} out of range"
+    elif rec.seq >= 2**63:
+        problem = f"seq {rec.seq} out of range"
+    elif len(rec.signature.r) != 32 or len(rec.signature.s) != 32:
+        problem = "signature r/s must be 32 bytes"
+    elif rec.encryption == Encryption.ENCRYPTION_NONE and rec.key_id:
+        problem = "key_id must be empty when the envelope is not encrypted"
+    if problem:
+        raise EnvelopeRejected(RejectReason.REJECT_REASON_MALFORMED, problem, producer_id=rec.producer_id, seq=rec.seq)
     return rec
 
 
@@ -168,7 +224,16 @@ def verify_signature(rec: MedicalRecord, keyring: Keyring) -> None:
             producer_id=rec.producer_id,
             seq=rec.seq,
         )
-    sig = encode_dss_signature(int.from_bytes(rec.signature.r, "big"), int.from_bytes(rec.signature.s, "big"))
+    r = int.from_bytes(rec.signature.r, "big")
+    s = int.from_bytes(rec.signature.s, "big")
+    if not (0 < r < P256_ORDER and 0 < s <= _HALF_ORDER):
+        raise EnvelopeRejected(
+            RejectReason.REJECT_REASON_BAD_SIGNATURE,
+            "signature is not canonical (needs 0 < r < n and 0 < s <= n/2)",
+            producer_id=rec.producer_id,
+            seq=rec.seq,
+        )
+    sig = encode_dss_signature(r, s)
     try:
         public.verify(sig, _signed_digest(header_bytes(rec), rec.encrypted_data), _ECDSA)
     except InvalidSignature:
@@ -238,7 +303,33 @@ def decode_payload(rec: MedicalRecord, payload: bytes) -> Message:
         raise EnvelopeRejected(
             RejectReason.REJECT_REASON_DECODE_FAILED, str(exc), producer_id=rec.producer_id, seq=rec.seq
         ) from None
+    # Protobuf parsing is lenient: another message's bytes often parse. Producers serialise
+    # deterministically, so the payload must be exactly the canonical encoding of the declared schema.
+    if _has_unknown_fields(msg) or msg.SerializeToString(deterministic=True) != payload:
+        raise EnvelopeRejected(
+            RejectReason.REJECT_REASON_DECODE_FAILED,
+            f"payload is not the canonical encoding of {rec.schema} (unknown fields or other field layout)",
+            producer_id=rec.producer_id,
+            seq=rec.seq,
+        )
     return msg
+
+
+def _has_unknown_fields(msg: Message) -> bool:
+    if len(UnknownFieldSet(msg)):
+        return True
+    for fd, value in msg.ListFields():
+        if fd.message_type is None:
+            continue
+        if fd.message_type.GetOptions().map_entry:
+            values = value.values() if fd.message_type.fields_by_name["value"].message_type is not None else []
+        elif fd.is_repeated:
+            values = value
+        else:
+            values = [value]
+        if any(_has_unknown_fields(v) for v in values):
+            return True
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,8 +338,8 @@ class Opened:
     message: Message
 
 
-def open_envelope(raw: bytes, keyring: Keyring) -> Opened:
+def open_envelope(raw: bytes, keyring: Keyring, limits: EnvelopeLimits = DEFAULT_LIMITS) -> Opened:
     """Parse, verify, decrypt and decode in one call (no chain check: see ``ChainTracker``)."""
-    rec = parse(raw)
+    rec = parse(raw, limits)
     verify_signature(rec, keyring)
     return Opened(rec, decode_payload(rec, decrypt(rec, keyring)))

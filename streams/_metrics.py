@@ -50,6 +50,18 @@ class BusMetrics:
             "medkiosk_rejects", "Messages rejected to the DLQ", [*labels, "reason"], registry=self.registry
         )
         self._dupes = Counter("medkiosk_duplicates", "Duplicate envelopes dropped", labels, registry=self.registry)
+        self._resets = Counter(
+            "medkiosk_chain_resets",
+            "Producers that restarted their chain at seq 1 (lost state): operator-visible",
+            [*labels, "producer"],
+            registry=self.registry,
+        )
+        self._spooled = Counter(
+            "medkiosk_dlq_spooled",
+            "Dead letters the broker refused for good, written to the local spool file",
+            labels,
+            registry=self.registry,
+        )
         self._latency = Histogram(
             "medkiosk_e2e_latency_seconds",
             "Seal time to processed",
@@ -80,6 +92,12 @@ class BusMetrics:
 
     def duplicate(self, topic: str) -> None:
         self._dupes.labels(self.service, topic).inc()
+
+    def chain_reset(self, topic: str, producer_id: str) -> None:
+        self._resets.labels(self.service, topic, producer_id[:128]).inc()
+
+    def dlq_spooled(self, topic: str) -> None:
+        self._spooled.labels(self.service, topic).inc()
 
     def latency(self, topic: str, seconds: float) -> None:
         self._latency.labels(self.service, topic).observe(seconds)

@@ -7,9 +7,10 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from google.protobuf.message import Message
 
@@ -17,6 +18,8 @@ from streams._envelope import ChainState, seal
 from streams._keys import DataKey, SigningKey
 
 __all__ = ["Outbox", "OutboxRow", "SealRequest"]
+
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -87,9 +90,16 @@ class Outbox:
         """Where the producer's chain in ``stream`` (a topic) stands: ``seq`` is the last number sealed."""
         return self._chains.get(stream, ChainState())
 
-    def put(self, requests: Sequence[SealRequest] = (), raw: Sequence[tuple[str, bytes, bytes]] = ()) -> list[int]:
+    def put(
+        self,
+        requests: Sequence[SealRequest] = (),
+        raw: Sequence[tuple[str, bytes, bytes]] = (),
+        *,
+        also: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> list[int]:
         """Seal ``requests`` (each in the stream of its topic) and store them plus ``raw`` (topic, key, value)
-        messages, durably and atomically; returns the sequence numbers assigned to ``requests``."""
+        messages, durably and atomically; returns the sequence numbers assigned to ``requests``. ``also``
+        writes more rows (e.g. a consumer's chain state and offsets) inside the same transaction."""
         if requests and self._signing_key is None:
             raise RuntimeError("this outbox has no signing key: it can only carry pre-sealed messages")
         now = time.time_ns()
@@ -124,12 +134,19 @@ class Outbox:
                         "prev_hash = excluded.prev_hash",
                         [(pid, stream, chains[stream].seq, chains[stream].prev_hash) for stream in sorted(changed)],
                     )
+                if also is not None:
+                    also(self._db)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._chains = chains
             return seqs
+
+    def query(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` on the outbox database under its lock (schema set-up, reading stored state)."""
+        with self._lock:
+            return fn(self._db)
 
     def pending(self, limit: int = 500) -> list[OutboxRow]:
         """The oldest unsent messages, in the order they were stored."""

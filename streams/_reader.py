@@ -21,18 +21,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 from google.protobuf.message import Message
 
 from schemas import MedicalRecord, RejectReason
-from streams._dlq import dead_letter_for
-from streams._envelope import decode_payload, decrypt, envelope_hash, parse, verify_signature
+from streams._chain import ChainVerdict
+from streams._dlq import DeadLetterLimits, DeadLetterSink
+from streams._envelope import EnvelopeLimits
 from streams._errors import EnvelopeRejected
 from streams._keys import Keyring
 from streams._metrics import BusMetrics
-from streams._sender import make_producer
+from streams._pipeline import Accepted, Duplicate, RecordPipeline
 from streams._settings import BusSettings
 
 __all__ = ["LogEvent", "LogReader", "SeqDedupe"]
@@ -87,6 +88,14 @@ class SeqDedupe:
         if len(seen) > self._window:
             seen.popitem(last=False)
 
+    def check(self, rec: MedicalRecord, digest: bytes) -> ChainVerdict:
+        """``Sequencer`` view of ``is_new``."""
+        return ChainVerdict.ACCEPT if self.is_new(rec, digest) else ChainVerdict.DUPLICATE
+
+    def accept(self, rec: MedicalRecord, digest: bytes, *, source: str = "") -> None:
+        """``Sequencer`` view of ``remember``."""
+        self.remember(rec, digest)
+
 
 class LogReader:
     """Manually assigned, verifying, deduplicating reader of some partitions (see the module docstring)."""
@@ -105,9 +114,16 @@ class LogReader:
         self._metrics = metrics
         self.worker = worker
         self._dedupe = SeqDedupe(window)
+        self._pipeline = RecordPipeline(
+            keyring,
+            self._dedupe,
+            limits=EnvelopeLimits(max_record_bytes=settings.max_record_bytes, max_field_bytes=settings.max_field_bytes),
+        )
         self._consumer: AIOKafkaConsumer | None = None
         self._fetcher: AIOKafkaConsumer | None = None
-        self._dlq: AIOKafkaProducer | None = None
+        self.dlq = DeadLetterSink(
+            settings, metrics, worker=worker, limits=DeadLetterLimits(max_value_bytes=settings.dlq_max_value_bytes)
+        )
         self.accepted = 0
         self.duplicates = 0
         self.rejected = 0
@@ -131,12 +147,14 @@ class LogReader:
 
     async def stop(self) -> None:
         """Disconnect everything this reader opened."""
-        for attr in ("_consumer", "_fetcher", "_dlq"):
+        for attr in ("_consumer", "_fetcher"):
             client = getattr(self, attr)
             setattr(self, attr, None)
             if client is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(client.stop(), timeout=10)
+        with contextlib.suppress(Exception):
+            await self.dlq.stop()
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
@@ -200,9 +218,11 @@ class LogReader:
         events: list[LogEvent] = []
         for records in batches.values():
             for record in records:
-                event = await self._verify(record)
+                event = self._verify(record)
                 if event is not None:
                     events.append(event)
+        if len(self.dlq):
+            await self.dlq.flush()
         return events
 
     async def read_to_end(self, timeout_s: float = 60.0) -> list[LogEvent]:
@@ -217,47 +237,32 @@ class LogReader:
             events.extend(await self.poll(timeout_ms=100))
         return events
 
-    async def _verify(self, record: Record) -> LogEvent | None:
-        try:
-            rec = parse(record.value or b"")
-            verify_signature(rec, self._keyring)
-            digest = envelope_hash(rec)
-            if not self._dedupe.is_new(rec, digest):
-                self.duplicates += 1
-                self._metrics.duplicate(record.topic)
-                return None
-            self._dedupe.remember(rec, digest)
-            message = decode_payload(rec, decrypt(rec, self._keyring))
-        except EnvelopeRejected as exc:
-            await self.reject(record, exc)
+    def _verify(self, record: Record) -> LogEvent | None:
+        outcome = self._pipeline.open(record.topic, record.partition, record.value)
+        if isinstance(outcome, Duplicate):
+            self.duplicates += 1
+            self._metrics.duplicate(record.topic)
             return None
+        if not isinstance(outcome, Accepted):
+            self._queue_reject(record, outcome.error)
+            return None
+        assert outcome.message is not None
         self.accepted += 1
         self._metrics.event_in(record.topic)
-        return LogEvent(record, rec, digest, message)
+        return LogEvent(record, outcome.envelope, outcome.digest, outcome.message)
+
+    def _queue_reject(self, record: Record, exc: EnvelopeRejected) -> None:
+        self.rejected += 1
+        self._metrics.reject(record.topic, exc.label)
+        log.info(
+            "%s: rejected %s@%d/%d: %s", self.worker, record.topic, record.partition, record.offset, str(exc)[:300]
+        )
+        self.dlq.add(record, exc)
 
     async def reject(self, record: Record, exc: EnvelopeRejected) -> None:
         """Dead-letter ``record`` with ``exc``'s reason and count it (also for handler-level rejections)."""
-        self.rejected += 1
-        self._metrics.reject(record.topic, exc.label)
-        log.info("%s: rejected %s@%d/%d: %s", self.worker, record.topic, record.partition, record.offset, exc)
-        topic, key, value = dead_letter_for(record, exc, self.worker)
-        backoff = 0.05
-        while True:
-            try:
-                if self._dlq is None:
-                    producer = make_producer(self._settings)
-                    try:
-                        await producer.start()
-                    except BaseException:
-                        await producer.stop()
-                        raise
-                    self._dlq = producer
-                await self._dlq.send_and_wait(topic, value, key=key)
-                return
-            except (KafkaError, TimeoutError) as exc_send:
-                log.warning("%s: dead letter failed (%s); retrying", self.worker, exc_send)
-                await asyncio.sleep(backoff)
-                backoff = min(2 * backoff, 2.0)
+        self._queue_reject(record, exc)
+        await self.dlq.flush()
 
     async def fetch(
         self, wanted: Mapping[TopicPartition, Iterable[int]], timeout_s: float = 30.0

@@ -44,6 +44,13 @@ class BusSettings(BaseSettings):
     #: How long the broker may hold a fetch waiting for data: the floor of per-hop latency.
     fetch_max_wait_ms: int = 20
 
+    #: Largest record a consumer will parse (chunks are 512 KiB, so genuine envelopes stay well below).
+    max_record_bytes: int = 1024 * 1024
+    #: Largest identifier (hospital, producer, key id, schema, stream) a consumer accepts.
+    max_field_bytes: int = 256
+    #: Bytes of a rejected record's value kept in its dead letter (the rest: length + SHA-256).
+    dlq_max_value_bytes: int = 64 * 1024
+
     def kafka_kwargs(self) -> dict[str, Any]:
         """Connection keyword arguments shared by aiokafka producers, consumers and admin clients."""
         kwargs: dict[str, Any] = {

@@ -4,11 +4,17 @@ It holds public keys and its own signing key only, never a hospital data key. Ou
 envelope bytes to ``hospital.<id>.events.v1`` plus a gateway-signed ``AuditRecord`` to ``audit.v1``)
 goes through a durable outbox before input offsets are committed: a crash or broker outage delays
 events, it never loses them, and re-processing after a crash yields duplicates that consumers drop.
+
+Its chain state (every kiosk stream's last seq and hash) and the input offsets it reflects are written in
+the same SQLite transaction as the batch's forwards and audit records, so after a restart it resumes at
+exactly the next record with its chains intact: an old envelope replayed while it was down is
+``replayed_seq``, and genuine traffic flows on with no gap.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +36,8 @@ from streams import (
     hospital_topic,
     run_consumer,
 )
+from streams._chain import ChainLink
+from streams._chain_store import ChainStore
 
 __all__ = ["Gateway", "GatewayConfig"]
 
@@ -53,6 +61,7 @@ class Gateway:
         self.config = config
         path = config.outbox_path or settings.state_dir / config.gateway_id / "outbox.db"
         self.outbox = Outbox(path, signing_key=keyring.signing_key(config.gateway_id))
+        self.outbox.query(ChainStore.ensure_schema)
         self.sender = OutboxSender(self.outbox, settings, metrics)
         # Keyed by the gateway's own id: its audit chain stays in one partition, in order.
         self._audit_key = config.gateway_id.encode()
@@ -65,7 +74,8 @@ class Gateway:
             keyring,
             metrics,
             self._route,
-            on_batch_done=self._flush,
+            state_writer=self._flush,
+            initial_state=self.outbox.query(ChainStore.read),
         )
 
     async def _route(self, event: VerifiedEvent) -> None:
@@ -89,16 +99,22 @@ class Gateway:
             routed_to=target,
             observed_at=time.time_ns(),
             stream=env.stream,
+            chain_reset=event.reset,
         )
         self._pending_audit.append(
             SealRequest(topic=AUDIT.name, key=self._audit_key, message=audit, hospital_id="", data_key=None)
         )
 
-    async def _flush(self) -> None:
-        if not self._pending_raw and not self._pending_audit:
-            return
+    async def _flush(
+        self, links: list[ChainLink], forgotten: list[tuple[str, str]], offsets: dict[tuple[str, int], int]
+    ) -> None:
+        """Forwards, audit records, chain links and input offsets of one batch: one durable transaction."""
         raw, audits = self._pending_raw, self._pending_audit
-        await asyncio.to_thread(self.outbox.put, audits, raw)
+
+        def state(db: sqlite3.Connection) -> None:
+            ChainStore.write(db, links, offsets, forgotten)
+
+        await asyncio.to_thread(self.outbox.put, audits, raw, also=state)
         self._pending_raw, self._pending_audit = [], []
         self.routed += len(raw)
         self.sender.notify()
@@ -125,5 +141,6 @@ class Gateway:
             "routed": self.routed,
             "duplicates": self.consumer.duplicates,
             "rejected": self.consumer.rejected,
+            "chain_resets": self.consumer.resets,
             "outbox_depth": depth,
         }

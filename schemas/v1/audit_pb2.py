@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16schemas/v1/audit.proto\x12\nschemas.v1\"\xbd\x02\n\x0b\x41uditRecord\x12\x14\n\x0csource_topic\x18\x01 \x01(\t\x12\x18\n\x10source_partition\x18\x02 \x01(\x05\x12\x15\n\rsource_offset\x18\x03 \x01(\x03\x12\x13\n\x0bproducer_id\x18\x04 \x01(\t\x12\x0b\n\x03seq\x18\x05 \x01(\x04\x12\x13\n\x0bhospital_id\x18\x06 \x01(\t\x12\x0e\n\x06schema\x18\x07 \x01(\t\x12\x0e\n\x06key_id\x18\x08 \x01(\t\x12\x11\n\ttimestamp\x18\t \x01(\x03\x12\x1b\n\x13signing_key_version\x18\n \x01(\x05\x12\x15\n\renvelope_hash\x18\x0b \x01(\x0c\x12\x11\n\tprev_hash\x18\x0c \x01(\x0c\x12\x11\n\trouted_to\x18\r \x01(\t\x12\x13\n\x0bobserved_at\x18\x0e \x01(\x03\x12\x0e\n\x06stream\x18\x0f \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16schemas/v1/audit.proto\x12\nschemas.v1\"\xd2\x02\n\x0b\x41uditRecord\x12\x14\n\x0csource_topic\x18\x01 \x01(\t\x12\x18\n\x10source_partition\x18\x02 \x01(\x05\x12\x15\n\rsource_offset\x18\x03 \x01(\x03\x12\x13\n\x0bproducer_id\x18\x04 \x01(\t\x12\x0b\n\x03seq\x18\x05 \x01(\x04\x12\x13\n\x0bhospital_id\x18\x06 \x01(\t\x12\x0e\n\x06schema\x18\x07 \x01(\t\x12\x0e\n\x06key_id\x18\x08 \x01(\t\x12\x11\n\ttimestamp\x18\t \x01(\x03\x12\x1b\n\x13signing_key_version\x18\n \x01(\x05\x12\x15\n\renvelope_hash\x18\x0b \x01(\x0c\x12\x11\n\tprev_hash\x18\x0c \x01(\x0c\x12\x11\n\trouted_to\x18\r \x01(\t\x12\x13\n\x0bobserved_at\x18\x0e \x01(\x03\x12\x0e\n\x06stream\x18\x0f \x01(\t\x12\x13\n\x0b\x63hain_reset\x18\x10 \x01(\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,5 +32,5 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'schemas.v1.audit_pb2', _glo
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_AUDITRECORD']._serialized_start=39
-  _globals['_AUDITRECORD']._serialized_end=356
+  _globals['_AUDITRECORD']._serialized_end=377
 # @@protoc_insertion_point(module_scope)

@@ -31,6 +31,11 @@ class RejectReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REJECT_REASON_FORGED_CONTRIBUTOR: _ClassVar[RejectReason]
     REJECT_REASON_SUM_MISMATCH: _ClassVar[RejectReason]
     REJECT_REASON_CONTRIBUTORS_MISMATCH: _ClassVar[RejectReason]
+    REJECT_REASON_INTERNAL_ERROR: _ClassVar[RejectReason]
+    REJECT_REASON_PLAINTEXT_REFUSED: _ClassVar[RejectReason]
+    REJECT_REASON_WRONG_SCHEMA: _ClassVar[RejectReason]
+    REJECT_REASON_WRONG_STREAM: _ClassVar[RejectReason]
+    REJECT_REASON_TOO_LARGE: _ClassVar[RejectReason]
 REJECT_REASON_UNSPECIFIED: RejectReason
 REJECT_REASON_MALFORMED: RejectReason
 REJECT_REASON_UNKNOWN_PRODUCER: RejectReason
@@ -55,9 +60,14 @@ REJECT_REASON_TOO_FEW_CONTRIBUTORS: RejectReason
 REJECT_REASON_FORGED_CONTRIBUTOR: RejectReason
 REJECT_REASON_SUM_MISMATCH: RejectReason
 REJECT_REASON_CONTRIBUTORS_MISMATCH: RejectReason
+REJECT_REASON_INTERNAL_ERROR: RejectReason
+REJECT_REASON_PLAINTEXT_REFUSED: RejectReason
+REJECT_REASON_WRONG_SCHEMA: RejectReason
+REJECT_REASON_WRONG_STREAM: RejectReason
+REJECT_REASON_TOO_LARGE: RejectReason
 
 class DeadLetter(_message.Message):
-    __slots__ = ("source_topic", "source_partition", "source_offset", "key", "value", "reason", "detail", "worker", "rejected_at", "producer_id", "seq")
+    __slots__ = ("source_topic", "source_partition", "source_offset", "key", "value", "reason", "detail", "worker", "rejected_at", "producer_id", "seq", "value_length", "value_sha256", "truncated")
     SOURCE_TOPIC_FIELD_NUMBER: _ClassVar[int]
     SOURCE_PARTITION_FIELD_NUMBER: _ClassVar[int]
     SOURCE_OFFSET_FIELD_NUMBER: _ClassVar[int]
@@ -69,6 +79,9 @@ class DeadLetter(_message.Message):
     REJECTED_AT_FIELD_NUMBER: _ClassVar[int]
     PRODUCER_ID_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
+    VALUE_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    VALUE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     source_topic: str
     source_partition: int
     source_offset: int
@@ -80,4 +93,7 @@ class DeadLetter(_message.Message):
     rejected_at: int
     producer_id: str
     seq: int
-    def __init__(self, source_topic: _Optional[str] = ..., source_partition: _Optional[int] = ..., source_offset: _Optional[int] = ..., key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., reason: _Optional[_Union[RejectReason, str]] = ..., detail: _Optional[str] = ..., worker: _Optional[str] = ..., rejected_at: _Optional[int] = ..., producer_id: _Optional[str] = ..., seq: _Optional[int] = ...) -> None: ...
+    value_length: int
+    value_sha256: bytes
+    truncated: bool
+    def __init__(self, source_topic: _Optional[str] = ..., source_partition: _Optional[int] = ..., source_offset: _Optional[int] = ..., key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., reason: _Optional[_Union[RejectReason, str]] = ..., detail: _Optional[str] = ..., worker: _Optional[str] = ..., rejected_at: _Optional[int] = ..., producer_id: _Optional[str] = ..., seq: _Optional[int] = ..., value_length: _Optional[int] = ..., value_sha256: _Optional[bytes] = ..., truncated: _Optional[bool] = ...) -> None: ...

@@ -57,6 +57,7 @@ async def test_bad_input_goes_to_the_dlq_and_the_worker_survives(keyring: Keyrin
             chain=state,
             hospital_id="H1",
             data_key=keyring.latest_data_key("H1"),
+            stream=topic,
         )
         recs.append(rec)
     tampered = MedicalRecord()
@@ -117,7 +118,7 @@ async def test_bad_input_goes_to_the_dlq_and_the_worker_survives(keyring: Keyrin
         [
             "REJECT_REASON_MALFORMED",
             "REJECT_REASON_BAD_SIGNATURE",
-            "REJECT_REASON_HANDLER_FAILED",
+            "REJECT_REASON_INTERNAL_ERROR",
             "REJECT_REASON_SEQ_GAP",
         ]
     )

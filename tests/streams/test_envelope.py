@@ -69,7 +69,10 @@ HEADER_TAMPERS: dict[str, tuple[Callable[[MedicalRecord], None], int]] = {
     "schema": (lambda r: setattr(r, "schema", "schemas.v1.Telemetry"), R.REJECT_REASON_BAD_SIGNATURE),
     "prev_hash": (lambda r: setattr(r, "prev_hash", b"\x01" * 32), R.REJECT_REASON_BAD_SIGNATURE),
     "prev_hash (short)": (lambda r: setattr(r, "prev_hash", b"\x01"), R.REJECT_REASON_MALFORMED),
-    "encryption": (lambda r: setattr(r, "encryption", 2), R.REJECT_REASON_BAD_SIGNATURE),
+    # NONE with a data key id is refused before the signature is even checked.
+    "encryption": (lambda r: setattr(r, "encryption", 2), R.REJECT_REASON_MALFORMED),
+    "encryption (out of range)": (lambda r: setattr(r, "encryption", 256), R.REJECT_REASON_MALFORMED),
+    "signature.v (negative)": (lambda r: setattr(r.signature, "v", -1), R.REJECT_REASON_MALFORMED),
     "signature.v": (lambda r: setattr(r.signature, "v", 2), R.REJECT_REASON_UNKNOWN_SIGNING_KEY),
     "signature.r": (
         lambda r: setattr(r.signature, "r", bytes([r.signature.r[0] ^ 1]) + r.signature.r[1:]),
@@ -112,7 +115,7 @@ def test_every_ciphertext_byte_tampered_is_rejected(keyring: Keyring) -> None:
 
 def test_aead_holds_even_when_the_producer_signs_garbage(keyring: Keyring) -> None:
     """A producer that signs a corrupted ciphertext still cannot get it decrypted."""
-    from streams._envelope import _ECDSA, _signed_digest, header_bytes  # the signing primitive itself
+    from streams._envelope import _ECDSA, P256_ORDER, _signed_digest, header_bytes  # the signing primitive
 
     rec, _ = _seal(keyring)
     data = bytearray(rec.encrypted_data)
@@ -122,6 +125,7 @@ def test_aead_holds_even_when_the_producer_signs_garbage(keyring: Keyring) -> No
 
     der = keyring.signing_key("k1").private_key.sign(_signed_digest(header_bytes(rec), rec.encrypted_data), _ECDSA)
     r, s = decode_dss_signature(der)
+    s = min(s, P256_ORDER - s)  # low-s, as seal() signs
     rec.signature.r, rec.signature.s = r.to_bytes(32, "big"), s.to_bytes(32, "big")
     assert _reason(rec.SerializeToString(), keyring) == R.REJECT_REASON_DECRYPT_FAILED
 

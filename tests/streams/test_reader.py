@@ -15,7 +15,7 @@ from streams import DLQ, BusMetrics, BusSettings, ChainState, Keyring, LogReader
 pytestmark = [pytest.mark.broker]
 
 
-def _envelopes(keyring: Keyring, n: int) -> list[MedicalRecord]:
+def _envelopes(keyring: Keyring, n: int, topic: str) -> list[MedicalRecord]:
     state, out = ChainState(), []
     for i in range(n):
         rec, state = seal(
@@ -24,6 +24,7 @@ def _envelopes(keyring: Keyring, n: int) -> list[MedicalRecord]:
             chain=state,
             hospital_id="H1",
             data_key=keyring.latest_data_key("H1"),
+            stream=topic,
         )
         out.append(rec)
     return out
@@ -31,10 +32,10 @@ def _envelopes(keyring: Keyring, n: int) -> list[MedicalRecord]:
 
 async def test_reader_assigns_dedupes_and_fetches(keyring: Keyring, settings: BusSettings) -> None:
     topic = f"test.reader.{uuid.uuid4().hex[:8]}"
-    recs = _envelopes(keyring, 5)
+    recs = _envelopes(keyring, 5, topic)
     replay = MedicalRecord()
     replay.CopyFrom(recs[1])
-    other = _envelopes(keyring, 2)[1]  # seq 2 again, different content, validly signed
+    other = _envelopes(keyring, 2, topic)[1]  # seq 2 again, different content, validly signed
     reader = LogReader(settings, keyring, BusMetrics("test-reader"), worker="test-reader")
     await reader.start()  # before the topic exists: partitions() must still find it later
     try:
