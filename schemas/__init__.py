@@ -31,6 +31,7 @@ from schemas.v1.federated_pb2 import (
 )
 from schemas.v1.identity_pb2 import CardRead, IdentityCheck, IdentityVerdict, LivenessResult
 from schemas.v1.inference_pb2 import DepartmentScore, InferenceResult
+from schemas.v1.registry_pb2 import ServiceInstance
 from schemas.v1.telemetry_pb2 import StageLatency, Telemetry
 
 __all__ = [
@@ -60,6 +61,7 @@ __all__ = [
     "RoundClose",
     "RoundContributor",
     "ScalingCommand",
+    "ServiceInstance",
     "Signature",
     "StageLatency",
     "StragglerMode",
@@ -86,6 +88,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         RoundAnnouncement,
         RoundClose,
         ScalingCommand,
+        ServiceInstance,
         Telemetry,
         UpdateReceipt,
     )

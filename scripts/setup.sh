@@ -16,6 +16,7 @@ fi
 need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)  # the etcd registry backend's tests
 # Apache Kafka 4 (the reference broker in the tests) needs Java 17+; Maven fetches its jars.
 java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])' || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need+=(maven)

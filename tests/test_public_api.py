@@ -10,6 +10,7 @@ PACKAGES = [
     "schemas",
     "streams",
     "streams.broker",
+    "streams.discovery",
     "streams.federated",
     "cloud_workers.gateway",
     "cloud_workers.hospital",
