@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
-from typing import Any
 
 from streams._service_args import add_service_arguments
 
@@ -35,48 +33,9 @@ def _gateway(args: argparse.Namespace) -> int:
 
 
 def _subscribe(args: argparse.Namespace) -> int:
-    from cloud_workers.hospital import HospitalSubscriber, SubscriberConfig, dumps
-    from streams import configure_logging, run_consumer, run_until_stopped
-    from streams._service import periodic_stats, service_context
+    from cloud_workers.hospital._command import run_subscribe
 
-    configure_logging()
-    ctx = service_context(args, f"subscriber-{args.hospital}")
-    out = open(args.output, "a", buffering=1) if args.output else sys.stdout  # noqa: SIM115 - closed below
-
-    def emit(obj: dict[str, Any]) -> None:
-        out.write(dumps(obj) + "\n")
-        out.flush()
-
-    sub = HospitalSubscriber(
-        SubscriberConfig(hospital_id=args.hospital, group_id=args.group, auto_offset_reset=args.start),
-        ctx.settings,
-        ctx.keyring,
-        ctx.metrics,
-        emit,
-    )
-
-    async def main(stop: asyncio.Event) -> None:
-        await sub.consumer.start()
-        if args.max_events:
-
-            async def watch() -> None:
-                while sub.delivered < args.max_events:  # noqa: ASYNC110 - polls a plain counter
-                    await asyncio.sleep(0.05)
-                stop.set()
-
-            watcher = asyncio.create_task(watch())
-        async with periodic_stats(ctx.stats, sub.stats):
-            await run_consumer(sub.consumer, stop)
-            await sub.consumer.stop()
-        if args.max_events:
-            watcher.cancel()
-
-    try:
-        asyncio.run(run_until_stopped(main))
-    finally:
-        if out is not sys.stdout:
-            out.close()
-    return 0
+    return run_subscribe(args)
 
 
 def _audit_replay(args: argparse.Namespace) -> int:
@@ -130,14 +89,29 @@ def add_cloud_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 
     s = sub.add_parser(
         "subscribe",
-        help="what a hospital system runs: print its decrypted events as JSON lines",
-        description="Reads hospital.<id>.events.v1, verifies and deduplicates every envelope, decrypts it "
-        "with the hospital's own data key and prints one JSON object per event.",
+        help="what a hospital system runs: its decrypted events as JSON or FHIR R5 lines",
+        description="A FastStream app on hospital.<id>.events.v1: verifies and deduplicates every envelope, "
+        "decrypts it with the hospital's own data key and writes one line per event to --output; whatever "
+        "fails goes to dlq.v1 with its reason.",
     )
     s.add_argument("--hospital", required=True, help="hospital id")
     s.add_argument("--group", help="consumer group (default hospital-<id>)")
     s.add_argument("--start", choices=["earliest", "latest"], default="earliest", help="where a new group starts")
-    s.add_argument("--output", help="append JSON lines to this file instead of stdout")
+    s.add_argument(
+        "--format",
+        choices=["json", "fhir"],
+        default="json",
+        help="json: one JSON object per event; fhir: one FHIR R5 subscription-notification Bundle per event",
+    )
+    s.add_argument(
+        "--output",
+        help="append one line per event to this file, '-' for stdout (default: "
+        "<state-dir>/subscriber-<id>/events.<format>.jsonl; decrypted events never go to stdout unasked)",
+    )
+    s.add_argument("--fhir-base", default="urn:medkiosk", help="base of the FHIR identifier systems and URLs")
+    s.add_argument(
+        "--subscription-topic", action="store_true", help="print the hospital's FHIR SubscriptionTopic and exit"
+    )
     s.add_argument("--max-events", type=int, help="exit after this many events")
     add_service_arguments(s)
     s.set_defaults(func=_subscribe)

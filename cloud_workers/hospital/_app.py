@@ -1,0 +1,216 @@
+"""A FastStream Kafka app that verifies every envelope in its decoder and settles every record explicitly.
+
+Each record ends in exactly one outcome: *handled* (the sink took it), *duplicate* (counted), or *dead-lettered*
+to ``dlq.v1`` with a reason (a failed check, a sink that raised: ``internal_error``). Only then is the offset
+committed (``AckPolicy.MANUAL``), so a crash re-reads a record instead of losing it, and a bad record never
+stops the subscriber."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from aiokafka import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import WithJsonSchema
+
+from cloud_workers.hospital._security import faststream_security
+from cloud_workers.hospital._spec_schemas import DEAD_LETTER_SCHEMA, envelope_schema
+from cloud_workers.hospital._verdict import Accepted, Duplicate, EnvelopeDecoder, Rejected, Verdict, internal_error
+from schemas import RejectReason
+from streams import DLQ, BusMetrics, BusSettings, EnvelopeRejected, Keyring
+from streams._dlq import dead_letter_for
+
+__all__ = ["Outcome", "Sink", "VerifiedSubscriber", "VerifiedSubscriberConfig", "kafka_broker"]
+
+log = logging.getLogger(__name__)
+
+#: Receives each accepted event; raising dead-letters the record (``internal_error``) instead of crashing.
+Sink = Callable[[Accepted], Awaitable[None]]
+Outcome = Literal["handled", "duplicate", "dead_lettered"]
+
+
+@dataclass(kw_only=True)
+class VerifiedSubscriberConfig:
+    topic: str
+    group_id: str
+    #: Name in metrics, logs and dead letters.
+    worker: str
+    #: Decrypt with the keyring's data keys (a hospital); ``False`` verifies only (an auditor).
+    decrypt: bool = True
+    #: When set, an envelope for another hospital is dead-lettered as ``wrong_hospital``.
+    hospital_id: str | None = None
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    title: str | None = None
+    description: str | None = None
+    #: JSON Schema of the records on ``topic`` for the AsyncAPI document (the envelope's, by default).
+    payload_schema: dict[str, Any] | None = None
+
+
+class _Assigned(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, event: asyncio.Event) -> None:
+        self._event = event
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        if assigned:
+            self._event.set()
+
+
+def kafka_broker(settings: BusSettings, client_id: str, *, description: str | None = None) -> KafkaBroker:
+    """A FastStream broker connected as ``settings`` say (bootstrap servers, TLS/SASL)."""
+    return KafkaBroker(
+        settings.bootstrap_servers.split(","),
+        security=faststream_security(settings),
+        client_id=client_id,
+        request_timeout_ms=settings.request_timeout_ms,
+        description=description,
+        # FastStream's own logger writes to stdout; ours goes to stderr at the level the process chose.
+        logger=logging.getLogger("medkiosk.faststream"),
+    )
+
+
+class VerifiedSubscriber:
+    """One verified topic as a FastStream subscriber (plus its ``dlq.v1`` publisher) on ``broker``."""
+
+    def __init__(
+        self,
+        config: VerifiedSubscriberConfig,
+        broker: KafkaBroker,
+        settings: BusSettings,
+        keyring: Keyring,
+        metrics: BusMetrics,
+        sink: Sink,
+    ) -> None:
+        self.config = config
+        self.broker = broker
+        self._metrics = metrics
+        self._sink = sink
+        self.decoder = EnvelopeDecoder(keyring, decrypt=config.decrypt)
+        self.assigned = asyncio.Event()
+        self.handled = 0
+        self.duplicates = 0
+        self.dead_lettered = 0
+        self.outcomes: dict[str, int] = {}
+        self._stopping = False
+        self.dlq = broker.publisher(
+            DLQ.name,
+            title=f"{DLQ.name}:{config.worker}",
+            description=f"Records {config.worker} refused, each kept whole with its reason (key: source topic).",
+            schema=Annotated[bytes, WithJsonSchema(DEAD_LETTER_SCHEMA)],
+        )
+        schema = config.payload_schema or envelope_schema()
+        subscriber = broker.subscriber(
+            config.topic,
+            group_id=config.group_id,
+            auto_offset_reset=config.auto_offset_reset,
+            ack_policy=AckPolicy.MANUAL,
+            decoder=self.decoder,
+            listener=_Assigned(self.assigned),
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            title=config.title or config.topic,
+            description=config.description,
+        )
+
+        async def on_record(body: Verdict, msg: KafkaMessage) -> None:
+            await self.settle(body)
+            await msg.ack()
+
+        # FastStream reads the body's schema from the annotation; this module's annotations are strings.
+        on_record.__annotations__ = {
+            "body": Annotated[Verdict, WithJsonSchema(schema)],
+            "msg": KafkaMessage,
+            "return": None,
+        }
+        on_record.__name__ = "on_envelope"
+        self.subscriber = subscriber(on_record)
+
+    def request_stop(self) -> None:
+        """Stop retrying a dead letter (the record stays uncommitted and is read again after a restart)."""
+        self._stopping = True
+
+    async def settle(self, verdict: Verdict) -> Outcome:
+        """Bring ``verdict`` to its one outcome; never raises (except on cancellation)."""
+        try:
+            outcome = await self._settle(verdict)
+        except Exception as exc:  # the last line of defence: still exactly one outcome
+            log.exception("%s: settling %s failed", self.config.worker, _where(verdict))
+            await self._dead_letter(Rejected(verdict.record, internal_error(exc)))
+            outcome = "dead_lettered"
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        return outcome
+
+    async def _settle(self, verdict: Verdict) -> Outcome:
+        topic = verdict.record.topic
+        if isinstance(verdict, Duplicate):
+            self.duplicates += 1
+            self._metrics.duplicate(topic)
+            return "duplicate"
+        if isinstance(verdict, Accepted):
+            env = verdict.envelope
+            try:
+                if self.config.hospital_id is not None and env.hospital_id != self.config.hospital_id:
+                    raise EnvelopeRejected(
+                        RejectReason.REJECT_REASON_WRONG_HOSPITAL,
+                        f"event for {env.hospital_id} on {self.config.hospital_id}'s topic",
+                        producer_id=env.producer_id,
+                        seq=env.seq,
+                    )
+                await self._sink(verdict)
+            except EnvelopeRejected as exc:
+                verdict = Rejected(verdict.record, exc)
+            except Exception as exc:
+                log.exception("%s: sink failed on %s", self.config.worker, _where(verdict))
+                verdict = Rejected(verdict.record, internal_error(exc, producer_id=env.producer_id, seq=env.seq))
+            else:
+                self.handled += 1
+                self._metrics.event_in(topic)
+                self._metrics.latency(topic, max(0.0, _age_s(env.timestamp)))
+                return "handled"
+        await self._dead_letter(verdict)
+        return "dead_lettered"
+
+    async def _dead_letter(self, rejected: Rejected) -> None:
+        exc = rejected.error
+        self._metrics.reject(rejected.record.topic, exc.label)
+        log.info("%s: rejected %s: %s", self.config.worker, _where(rejected), exc.label)
+        _, key, value = dead_letter_for(rejected.record, exc, self.config.worker)
+        backoff = 0.05
+        while True:
+            try:
+                await self.dlq.publish(value, key=key)
+                break
+            except (KafkaError, TimeoutError) as err:
+                if self._stopping:
+                    raise
+                log.warning("%s: dead letter failed (%s); retrying in %.2fs", self.config.worker, err, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+        self.dead_lettered += 1
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "service": self.config.worker,
+            "ready": self.assigned.is_set(),
+            "delivered": self.handled,
+            "duplicates": self.duplicates,
+            "rejected": self.dead_lettered,
+        }
+
+
+def _where(verdict: Verdict) -> str:
+    r = verdict.record
+    return f"{r.topic}[{r.partition}]@{r.offset}"
+
+
+def _age_s(timestamp_ns: int) -> float:
+    return (time.time_ns() - timestamp_ns) / 1e9

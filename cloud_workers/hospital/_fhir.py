@@ -1,0 +1,257 @@
+"""FHIR R5 for hospital systems: each event as a ``subscription-notification`` Bundle, and the
+``SubscriptionTopic`` of each hospital topic.
+
+Mappings (every identifier comes from the event; systems are ``<base>:<kind>`` URIs under a base the hospital
+may set, ``urn:medkiosk`` by default):
+
+* ``schemas.v1.IdentityCheck`` -> ``Encounter``. A verified check (card + live face) is the patient's arrival:
+  R5 moved R4's ``status = arrived`` to ``status = in-progress`` with ``subjectStatus = arrived``. Any other
+  verdict (no face, not live, ambiguous, outside the window) is ``status = unknown`` with no subject status, so a
+  receiving system never books an arrival that the kiosk did not confirm. The subject is the card number.
+* ``schemas.v1.InferenceResult`` -> ``Observation`` (``status = preliminary``: machine triage nobody has
+  reviewed yet), one component per ranked department with its score, one per reported symptom.
+  ``RiskAssessment`` would need a subject, and a triage result names none (only the kiosk and the request).
+* The Bundle's first entry is a ``SubscriptionStatus`` (``event-notification``) naming the topic's canonical URL
+  and the events delivered since the subscriber started; the subscription is the Kafka consumer group.
+* Synthetic events (simulator, emulators) carry the ``HTEST`` (test health data) security label.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf.message import Message
+
+from cloud_workers.hospital._verdict import Accepted
+from schemas import IdentityCheck, IdentityVerdict, InferenceResult
+from streams import hospital_topic
+
+__all__ = ["FhirMapper", "fhir_instant", "subscription_topic", "topic_url", "validate"]
+
+DEFAULT_BASE = "urn:medkiosk"
+_NS = uuid.UUID("6f1d2a4e-8a43-5b8e-9d6c-2f3b1e0c7a55")  # fixed: the same event always gets the same ids
+_TEST_DATA = {
+    "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason",
+    "code": "HTEST",
+    "display": "test health data",
+}
+
+
+def fhir_instant(ns: int) -> str:
+    """Unix nanoseconds as a FHIR ``instant`` (UTC, microseconds)."""
+    moment = dt.datetime.fromtimestamp(ns // 1000 / 1e6, tz=dt.UTC)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def topic_url(hospital_id: str, base: str = DEFAULT_BASE) -> str:
+    """Canonical URL of the SubscriptionTopic of ``hospital.<id>.events.v1``."""
+    return f"{base}:SubscriptionTopic:{hospital_topic(hospital_id)}"
+
+
+def subscription_topic(hospital_id: str, base: str = DEFAULT_BASE) -> dict[str, Any]:
+    """The ``SubscriptionTopic`` a hospital system subscribes to for ``hospital.<id>.events.v1``."""
+    topic = hospital_topic(hospital_id)
+    return {
+        "resourceType": "SubscriptionTopic",
+        "id": topic,
+        "url": topic_url(hospital_id, base),
+        "identifier": [{"system": f"{base}:kafka-topic", "value": topic}],
+        "title": f"Kiosk events of hospital {hospital_id}",
+        "status": "active",
+        "description": f"Identity checks (Encounter) and triage results (Observation) of hospital {hospital_id}'s "
+        f"kiosks, from Kafka topic {topic}, verified (signature, sequence, hash chain) and decrypted by the "
+        "hospital's subscriber.",
+        "resourceTrigger": [
+            {
+                "description": "A kiosk identity check: the patient checked in (card read + face liveness).",
+                "resource": "http://hl7.org/fhir/StructureDefinition/Encounter",
+                "supportedInteraction": ["create"],
+            },
+            {
+                "description": "A kiosk triage result: departments ranked for the reported symptoms.",
+                "resource": "http://hl7.org/fhir/StructureDefinition/Observation",
+                "supportedInteraction": ["create"],
+            },
+        ],
+        "canFilterBy": [
+            {
+                "description": "The kiosk that produced the event.",
+                "resource": "Encounter",
+                "filterParameter": "location",
+            },
+            {
+                "description": "The kiosk that produced the event.",
+                "resource": "Observation",
+                "filterParameter": "device",
+            },
+        ],
+        "notificationShape": [
+            {"resource": "Encounter"},
+            {"resource": "Observation"},
+        ],
+    }
+
+
+def _ref(base: str, kind: str, resource: str, value: str) -> dict[str, Any]:
+    return {"type": resource, "identifier": {"system": f"{base}:{kind}", "value": value}}
+
+
+@dataclass(kw_only=True)
+class FhirMapper:
+    """Turns accepted events into notification Bundles; counts events as FHIR's ``eventNumber``."""
+
+    hospital_id: str
+    #: The consumer group: FHIR's subscription, named by identifier.
+    group_id: str
+    base: str = DEFAULT_BASE
+    events: int = field(default=0, init=False)
+
+    def notification(self, event: Accepted) -> dict[str, Any]:
+        """The ``subscription-notification`` Bundle for one event (raises ``TypeError`` on other schemas)."""
+        env = event.envelope
+        key = f"{env.producer_id}/{env.stream}/{env.seq}"
+        focus = self._focus(event.message, key, env.timestamp)
+        self.events += 1
+        focus_id = focus["id"]
+        status_id = str(uuid.uuid5(_NS, "status/" + key))
+        status = {
+            "resourceType": "SubscriptionStatus",
+            "id": status_id,
+            "status": "active",
+            "type": "event-notification",
+            "eventsSinceSubscriptionStart": str(self.events),
+            "notificationEvent": [
+                {
+                    "eventNumber": str(self.events),
+                    "timestamp": fhir_instant(env.timestamp),
+                    "focus": {"reference": f"urn:uuid:{focus_id}"},
+                }
+            ],
+            "subscription": {
+                "type": "Subscription",
+                "identifier": {"system": f"{self.base}:consumer-group", "value": self.group_id},
+            },
+            "topic": topic_url(self.hospital_id, self.base),
+        }
+        return {
+            "resourceType": "Bundle",
+            "id": str(uuid.uuid5(_NS, "bundle/" + key)),
+            "type": "subscription-notification",
+            "timestamp": fhir_instant(env.timestamp),
+            "entry": [
+                {"fullUrl": f"urn:uuid:{status_id}", "resource": status},
+                {"fullUrl": f"urn:uuid:{focus_id}", "resource": focus},
+            ],
+        }
+
+    def _focus(self, message: Message, key: str, timestamp_ns: int) -> dict[str, Any]:
+        rid = str(uuid.uuid5(_NS, "focus/" + key))
+        ident = [{"system": f"{self.base}:event", "value": key}]
+        if isinstance(message, IdentityCheck):
+            return self._encounter(message, rid, ident)
+        if isinstance(message, InferenceResult):
+            return self._observation(message, rid, ident, timestamp_ns)
+        raise TypeError(f"no FHIR mapping for {message.DESCRIPTOR.full_name}")
+
+    def _meta(self, synthetic: bool) -> dict[str, Any]:
+        return {"meta": {"security": [_TEST_DATA]}} if synthetic else {}
+
+    def _encounter(self, check: IdentityCheck, rid: str, ident: list[dict[str, Any]]) -> dict[str, Any]:
+        b = self.base
+        verified = check.verdict == IdentityVerdict.IDENTITY_VERDICT_VERIFIED
+        out: dict[str, Any] = {
+            "resourceType": "Encounter",
+            "id": rid,
+            **self._meta(check.synthetic),
+            "identifier": ident,
+            "status": "in-progress" if verified else "unknown",
+            "class": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                            "code": "AMB",
+                            "display": "ambulatory",
+                        }
+                    ]
+                }
+            ],
+            "serviceProvider": _ref(b, "hospital", "Organization", check.hospital_id),
+            "location": [{"location": _ref(b, "kiosk", "Location", check.kiosk_id)}],
+        }
+        if verified:
+            out["subjectStatus"] = {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/encounter-subject-status",
+                        "code": "arrived",
+                        "display": "Arrived",
+                    }
+                ]
+            }
+        if check.card.card_number:
+            out["subject"] = _ref(b, "card", "Patient", check.card.card_number)
+        if check.card.read_at:
+            out["actualPeriod"] = {"start": fhir_instant(check.card.read_at)}
+        return out
+
+    def _observation(
+        self, result: InferenceResult, rid: str, ident: list[dict[str, Any]], timestamp_ns: int
+    ) -> dict[str, Any]:
+        b = self.base
+        identifiers = [*ident]
+        if result.request_id:
+            identifiers.append({"system": f"{b}:triage-request", "value": result.request_id})
+        components: list[dict[str, Any]] = [
+            {
+                "code": {"text": f"department: {score.department}"},
+                "valueQuantity": {
+                    "value": round(float(score.score), 6),
+                    "unit": "1",
+                    "system": "http://unitsofmeasure.org",
+                    "code": "1",
+                },
+            }
+            for score in result.ranking
+        ]
+        components += [{"code": {"text": "reported symptom"}, "valueString": s} for s in result.symptoms]
+        model = {"system": f"{b}:triage-model", "code": result.model_name or "unknown"}
+        if result.model_version:
+            model["version"] = result.model_version
+        out: dict[str, Any] = {
+            "resourceType": "Observation",
+            "id": rid,
+            **self._meta(result.synthetic),
+            "identifier": identifiers,
+            "status": "preliminary",
+            "category": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                            "code": "survey",
+                            "display": "Survey",
+                        }
+                    ]
+                }
+            ],
+            "code": {"coding": [model], "text": "kiosk triage: departments ranked for the reported symptoms"},
+            "effectiveDateTime": fhir_instant(timestamp_ns),
+            "device": _ref(b, "kiosk", "Device", result.kiosk_id),
+            "performer": [_ref(b, "hospital", "Organization", result.hospital_id)],
+        }
+        if result.engine:
+            out["method"] = {"text": f"inference engine: {result.engine}"}
+        if components:
+            out["component"] = components
+        return out
+
+
+def validate(resource: dict[str, Any]) -> Any:
+    """Parse ``resource`` with the ``fhir.resources`` R5 model of its type (raises on anything invalid)."""
+    from fhir.resources import get_fhir_model_class
+
+    return get_fhir_model_class(resource["resourceType"]).model_validate(resource)
