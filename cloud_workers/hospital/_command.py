@@ -60,7 +60,18 @@ def run_subscribe(args: argparse.Namespace) -> int:
     ctx.readiness.add("kafka-assigned", lambda: bool(sub.stats()["ready"]))
 
     async def main(stop: asyncio.Event) -> None:
-        async with sub, periodic_stats(ctx.stats, sub.stats):
+        from streams.discovery import announce_service
+
+        announced = announce_service(
+            service="hospital-subscriber",
+            instance_id=f"subscriber-{args.hospital}",
+            role="subscriber",
+            bus=ctx.settings,
+            keyring=ctx.keyring,
+            metrics=ctx.metrics,
+            meta={"hospital": args.hospital},
+        )
+        async with sub, announced, periodic_stats(ctx.stats, sub.stats):
             if args.max_events:
                 while not stop.is_set() and sub.delivered < args.max_events:
                     with contextlib.suppress(TimeoutError):

@@ -147,14 +147,14 @@ class FhirMapper:
             ],
         }
 
-    def _focus(self, message: Message, key: str, timestamp_ns: int) -> dict[str, Any]:
+    def _focus(self, message: Message | None, key: str, timestamp_ns: int) -> dict[str, Any]:
         rid = str(uuid.uuid5(_NS, "focus/" + key))
         ident = [{"system": f"{self.base}:event", "value": key}]
         if isinstance(message, IdentityCheck):
             return self._encounter(message, rid, ident)
         if isinstance(message, InferenceResult):
             return self._observation(message, rid, ident, timestamp_ns)
-        raise TypeError(f"no FHIR mapping for {message.DESCRIPTOR.full_name}")
+        raise TypeError(f"no FHIR mapping for {message.DESCRIPTOR.full_name if message else 'an undecoded event'}")
 
     def _meta(self, synthetic: bool) -> dict[str, Any]:
         return {"meta": {"security": [_TEST_DATA]}} if synthetic else {}

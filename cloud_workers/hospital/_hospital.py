@@ -38,7 +38,7 @@ def event_to_json(event: Accepted) -> dict[str, Any]:
         "key_id": env.key_id,
         "timestamp_ns": env.timestamp,
         "e2e_ms": round((time.time_ns() - env.timestamp) / 1e6, 3),
-        "event": MessageToDict(event.message, preserving_proto_field_name=True),
+        "event": None if event.message is None else MessageToDict(event.message, preserving_proto_field_name=True),
     }
 
 

@@ -15,17 +15,9 @@ from pydantic import GetCoreSchemaHandler
 from pydantic_core import CoreSchema, core_schema
 
 from schemas import MedicalRecord, RejectReason
-from streams import (
-    ChainTracker,
-    ChainVerdict,
-    EnvelopeRejected,
-    Keyring,
-    decode_payload,
-    decrypt,
-    envelope_hash,
-    parse,
-    verify_signature,
-)
+from streams import ChainTracker, EnvelopeRejected, Keyring, RecordPipeline
+from streams import Duplicate as Duplicate_
+from streams import Rejected as Rejected_
 
 __all__ = ["Accepted", "Duplicate", "EnvelopeDecoder", "Rejected", "Verdict", "internal_error"]
 
@@ -44,12 +36,15 @@ class _Opaque:
 
 @dataclass(frozen=True, slots=True)
 class Accepted(_Opaque):
-    """Authentic, in sequence, decrypted and decoded."""
+    """Authentic, in sequence, allowed on its topic, decrypted and decoded."""
 
     record: ConsumerRecord[bytes, bytes]
     envelope: MedicalRecord
     digest: bytes
-    message: Message
+    #: The decoded inner message; ``None`` for a subscriber that verifies only (an auditor).
+    message: Message | None
+    #: The envelope restarted its producer's chain at seq 1 (a kiosk that lost its state).
+    reset: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,34 +79,30 @@ def internal_error(exc: BaseException, *, producer_id: str = "", seq: int = 0) -
 class EnvelopeDecoder:
     """Callable as a FastStream ``decoder``: takes the ``KafkaMessage`` and returns a ``Verdict``.
 
-    Holds the chain state of every (producer, stream) this subscriber has seen, so one instance belongs to one
-    subscriber (FastStream hands it records one at a time, in partition order)."""
+    The checks are the bus's own per-record path (``streams.RecordPipeline``: size and header limits, the
+    topic's catalog policy, signature, chain/dedupe, decrypt, decode); this class only keeps the Kafka record
+    with the outcome. It holds the chain state of every (producer, stream) this subscriber has seen, so one
+    instance belongs to one subscriber (FastStream hands it records one at a time, in partition order)."""
 
     def __init__(self, keyring: Keyring, *, decrypt: bool = True, window: int = 4096) -> None:
-        self._keyring = keyring
-        self._decrypt = decrypt
         self.chain = ChainTracker(window)
+        self.pipeline = RecordPipeline(keyring, self.chain, decrypt=decrypt)
+        self._decrypt = decrypt
 
     def __call__(self, msg: Any) -> Verdict:
         record: ConsumerRecord[bytes, bytes] = msg.raw_message
         return self.verdict(record)
 
     def verdict(self, record: ConsumerRecord[bytes, bytes]) -> Verdict:
-        rec: MedicalRecord | None = None
         try:
-            rec = parse(record.value or b"")
-            verify_signature(rec, self._keyring)
-            digest = envelope_hash(rec)
-            if self.chain.check(rec, digest) is ChainVerdict.DUPLICATE:
-                return Duplicate(record, rec)
-            self.chain.accept(rec, digest)
-            payload = decrypt(rec, self._keyring) if self._decrypt else rec.encrypted_data
-            return Accepted(record, rec, digest, decode_payload(rec, payload))
-        except EnvelopeRejected as exc:
-            return Rejected(record, exc)
-        except Exception as exc:
+            outcome = self.pipeline.open(record.topic, record.partition, record.value)
+            if isinstance(outcome, Rejected_):
+                return Rejected(record, outcome.error)
+            if isinstance(outcome, Duplicate_):
+                return Duplicate(record, outcome.envelope)
+            if outcome.message is None and self._decrypt:
+                raise RuntimeError("the pipeline returned no message")
+            return Accepted(record, outcome.envelope, outcome.digest, outcome.message, reset=outcome.reset)
+        except Exception as exc:  # RecordPipeline never raises; this keeps the guarantee if that changes
             log.exception("unexpected error verifying %s@%d:%d", record.topic, record.partition, record.offset)
-            return Rejected(
-                record,
-                internal_error(exc, producer_id=rec.producer_id if rec else "", seq=rec.seq if rec else 0),
-            )
+            return Rejected(record, internal_error(exc))

@@ -13,7 +13,7 @@ from schemas import (
     LivenessResult,
     MedicalRecord,
 )
-from streams import ChainState, Keyring, seal
+from streams import KIOSK_IDENTITY, KIOSK_INFERENCE, ChainState, Keyring, seal
 
 
 def identity(kiosk: str, hospital: str, n: int) -> IdentityCheck:
@@ -52,17 +52,19 @@ def triage(kiosk: str, hospital: str, n: int) -> InferenceResult:
 class Chain:
     """Seals messages for one kiosk in one stream, as the kiosk would."""
 
-    def __init__(self, keyring: Keyring, kiosk: str, hospital: str, stream: str) -> None:
+    def __init__(self, keyring: Keyring, kiosk: str, hospital: str, stream: str | None = None) -> None:
+        """``stream=None``: the kiosk topic the message is first published to (what the gateway forwards)."""
         self.keyring, self.kiosk, self.hospital, self.stream = keyring, kiosk, hospital, stream
-        self.state = ChainState()
+        self.states: dict[str, ChainState] = {}
 
     def seal(self, message: Message) -> MedicalRecord:
-        rec, self.state = seal(
+        stream = self.stream or (KIOSK_INFERENCE.name if isinstance(message, InferenceResult) else KIOSK_IDENTITY.name)
+        rec, self.states[stream] = seal(
             message,
             signing_key=self.keyring.signing_key(self.kiosk),
-            chain=self.state,
+            chain=self.states.get(stream, ChainState()),
             hospital_id=self.hospital,
             data_key=self.keyring.latest_data_key(self.hospital),
-            stream=self.stream,
+            stream=stream,
         )
         return rec

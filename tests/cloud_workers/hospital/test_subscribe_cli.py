@@ -50,7 +50,7 @@ def test_fhir_lines_go_to_output_only(settings: BusSettings, tmp_path: Path) -> 
     init_dev_keys(keys, hospitals=[hospital], kiosks={kiosk: hospital})
     keyring = Keyring.load(keys)
     topic = hospital_topic(hospital)
-    chain = Chain(keyring, kiosk, hospital, topic)
+    chain = Chain(keyring, kiosk, hospital)
     records = [chain.seal(identity(kiosk, hospital, 1)), chain.seal(triage(kiosk, hospital, 2))]
     asyncio.run(_publish(settings, topic, kiosk, [r.SerializeToString() for r in records]))
     out = tmp_path / "fhir.jsonl"
