@@ -50,8 +50,11 @@ class TopicSpec:
     streams: tuple[str, ...] | None = None
 
     def allows_stream(self, stream: str, topic: str) -> bool:
-        """Whether an envelope whose signed stream is ``stream`` may be read from ``topic`` (this spec's topic)."""
-        return stream == topic if self.streams is None else stream in self.streams
+        """Whether an envelope whose signed stream is ``stream`` may be read from ``topic`` (this spec's topic).
+        A routed topic also admits the ``.<suffix>`` variants of its feeding streams (isolated runs)."""
+        if self.streams is None:
+            return stream == topic
+        return any(stream == s or stream.startswith(s + ".") for s in self.streams)
 
     def configs(self) -> dict[str, str]:
         cfg: dict[str, str] = {"cleanup.policy": self.cleanup}

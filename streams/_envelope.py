@@ -176,6 +176,14 @@ def parse(raw: bytes, limits: EnvelopeLimits = DEFAULT_LIMITS) -> MedicalRecord:
         rec.ParseFromString(raw)
     except DecodeError as exc:
         raise EnvelopeRejected(RejectReason.REJECT_REASON_MALFORMED, f"not an envelope: {exc}") from None
+    # One envelope, one encoding: unknown or repeated fields would let many byte strings carry one signature.
+    if rec.SerializeToString(deterministic=True) != raw:
+        raise EnvelopeRejected(
+            RejectReason.REJECT_REASON_MALFORMED,
+            "not the canonical encoding (unknown, repeated or out-of-order fields)",
+            producer_id=rec.producer_id[:64],
+            seq=rec.seq,
+        )
     for name in ("hospital_id", "producer_id", "key_id", "schema", "stream"):
         size = len(getattr(rec, name).encode())
         if size > limits.max_field_bytes:
