@@ -21,12 +21,13 @@ def _gateway(args: argparse.Namespace) -> int:
     gateway = Gateway(
         GatewayConfig(gateway_id=args.gateway_id, group_id=args.group), ctx.settings, ctx.keyring, ctx.metrics
     )
+    ctx.readiness.add("kafka-assigned", lambda: bool(gateway.stats()["ready"]))
 
     async def main(stop: asyncio.Event) -> None:
         await gateway.start()
         async with periodic_stats(ctx.stats, gateway.stats):
             await gateway.run(stop)
-            await gateway.stop()
+            await gateway.stop(drain_s=args.drain)
 
     asyncio.run(run_until_stopped(main))
     return 0
@@ -84,6 +85,9 @@ def add_cloud_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     gw.add_argument("--gateway-id", default="gateway-1", help="this gateway's producer id (signs audit records)")
     gw.add_argument("--group", default="medkiosk-gateway", help="consumer group")
+    gw.add_argument(
+        "--drain", type=float, default=10.0, help="seconds to keep sending the outbox after SIGTERM (default 10)"
+    )
     add_service_arguments(gw)
     gw.set_defaults(func=_gateway)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
+import tarfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -82,6 +84,18 @@ def _keys_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys_unpack(args: argparse.Namespace) -> int:
+    from streams._keys_archive import KeyArchiveRejected, unpack_keys
+
+    try:
+        report = unpack_keys(args.archive, args.dir)
+    except (KeyArchiveRejected, OSError, tarfile.TarError) as exc:
+        print(f"keys unpack: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"keys_dir": str(args.dir), "files": report.files, "directories": report.directories}))
+    return 0
+
+
 def add_keys_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     keys = sub.add_parser("keys", help="create and export key material")
     ksub = keys.add_subparsers(dest="keys_command", required=True)
@@ -107,3 +121,14 @@ def add_keys_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     export.add_argument("--producer", help="producer id whose signing key to include")
     export.add_argument("--hospital", action="append", help="hospital whose data keys to include")
     export.set_defaults(func=_keys_export)
+    unpack = ksub.add_parser(
+        "unpack",
+        help="extract a role's key archive (e.g. from a Kubernetes Secret) into its keys directory",
+        description="For init containers running as an unprivileged user in a directory they do not own: "
+        "extracts files and folders only (0600 / 0700), never touches --dir itself (so a `./` entry is fine), "
+        "and refuses absolute paths, `..`, links and devices before writing anything. Exit 2 on a refused "
+        "archive.",
+    )
+    unpack.add_argument("--archive", type=Path, required=True, help="tar or tar.gz made with `tar -czf F -C dir .`")
+    unpack.add_argument("--dir", type=Path, required=True, help="existing keys directory to fill")
+    unpack.set_defaults(func=_keys_unpack)

@@ -6,11 +6,12 @@ import argparse
 import asyncio
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from streams._health import Readiness, serve_health
 from streams._keys import Keyring
-from streams._metrics import BusMetrics, serve_metrics
+from streams._metrics import BusMetrics
 from streams._runtime import StatsFile
 from streams._service_args import add_service_arguments
 from streams._settings import BusSettings
@@ -24,6 +25,15 @@ class ServiceContext:
     keyring: Keyring
     metrics: BusMetrics
     stats: StatsFile
+    #: What ``/ready`` reports (next to ``/metrics``); each command adds its checks.
+    readiness: Readiness = field(default_factory=Readiness)
+
+
+def _discovered_bootstrap() -> str | None:
+    """The brokers from the registry when ``MEDKIOSK_REGISTRY_BOOTSTRAP_SERVICE`` says to look there."""
+    from streams.discovery import RegistrySettings, bootstrap_from_registry
+
+    return bootstrap_from_registry(RegistrySettings())
 
 
 def service_context(args: argparse.Namespace, service: str, defaults: dict[str, Any] | None = None) -> ServiceContext:
@@ -31,6 +41,8 @@ def service_context(args: argparse.Namespace, service: str, defaults: dict[str, 
     update: dict[str, Any] = {**(defaults or {}), "client_id": f"medkiosk-{service}"}
     if getattr(args, "bootstrap", None):
         update["bootstrap_servers"] = args.bootstrap
+    elif discovered := _discovered_bootstrap():
+        update["bootstrap_servers"] = discovered
     if getattr(args, "keys_dir", None):
         update["keys_dir"] = args.keys_dir
     if getattr(args, "state_dir", None):
@@ -41,9 +53,10 @@ def service_context(args: argparse.Namespace, service: str, defaults: dict[str, 
     if not (settings.keys_dir / "registry.json").exists():
         raise SystemExit(f"no keys at {settings.keys_dir}: run `medkiosk keys init` (or set MEDKIOSK_KEYS_DIR)")
     metrics = BusMetrics(service)
-    serve_metrics(metrics, settings.metrics_port, settings.metrics_host)
+    readiness = Readiness()
+    serve_health(metrics.registry, readiness, settings.metrics_port, settings.metrics_host)
     return ServiceContext(
-        settings, Keyring.load(settings.keys_dir), metrics, StatsFile(getattr(args, "stats_file", None))
+        settings, Keyring.load(settings.keys_dir), metrics, StatsFile(getattr(args, "stats_file", None)), readiness
     )
 
 

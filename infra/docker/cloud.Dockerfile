@@ -17,13 +17,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 ARG TORCH_VERSION=2.13.0
 RUN pip install --index-url https://download.pytorch.org/whl/cpu "torch==${TORCH_VERSION}"
 
-# Unprivileged runtime user. /keys and /state exist in the image, owned by that user, so named volumes
-# mounted there start out writable by it (Docker copies ownership into an empty named volume).
+# Unprivileged runtime user. /keys, /state and /events (the subscribers' --output) exist in the image, owned
+# by that user, so named volumes mounted there start out writable by it (Docker copies ownership into an empty
+# named volume).
 ARG APP_UID=10001
 RUN groupadd --system --gid "${APP_UID}" medkiosk \
     && useradd --system --uid "${APP_UID}" --gid medkiosk --home-dir /home/medkiosk --create-home medkiosk \
-    && mkdir -p /keys /state \
-    && chown medkiosk:medkiosk /keys /state
+    && mkdir -p /keys /state /events \
+    && chown medkiosk:medkiosk /keys /state /events
 
 WORKDIR /opt/medkiosk
 # README.m[d]: the readme pyproject.toml names, copied when present (a wildcard may match nothing).

@@ -126,7 +126,9 @@ def test_compose_has_every_role(services: dict[str, dict[str, Any]]) -> None:
     assert services["topics"]["restart"] == "no"
     assert services["gateway"]["command"] == ["gateway"]
     for hospital in HOSPITALS:
-        assert services[f"subscriber-{hospital}"]["command"] == ["subscribe", "--hospital", hospital]
+        command = services[f"subscriber-{hospital}"]["command"]
+        assert command == ["subscribe", "--hospital", hospital, "--output", f"/events/{hospital}.jsonl"]
+        assert _volume_mounts(services[f"subscriber-{hospital}"])["/events"] == (f"events-{hospital}", False)
     for kiosk, hospital in KIOSKS.items():
         assert services[kiosk]["command"] == ["kiosk", "simulate", "--kiosk-id", kiosk, "--hospital", hospital]
 
@@ -377,7 +379,7 @@ def test_k8s_manifests_are_consistent() -> None:
     # Each gateway replica is a producer of its own: its pod name is its producer id.
     gateway = workloads["medkiosk-gateway"]
     (container,) = gateway["spec"]["template"]["spec"]["containers"]
-    assert container["args"] == ["gateway", "--gateway-id", "$(POD_NAME)"]
+    assert container["args"][:3] == ["gateway", "--gateway-id", "$(POD_NAME)"]
     assert {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in container["env"]
     assert [t["metadata"]["name"] for t in gateway["spec"]["volumeClaimTemplates"]] == ["state"]
     service = by_kind["Service"]["medkiosk-gateway"]
