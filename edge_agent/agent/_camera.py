@@ -7,17 +7,26 @@ from pathlib import Path
 
 from edge_agent.agent._agent import LivenessObservation
 from edge_agent.agent._config import CameraConfig, LivenessSettings
-from edge_agent.inference import HotSwapEngine, create_engine
+from edge_agent.inference import HotSwapEngine, SwapRejected, create_engine
 from edge_agent.vision import FrameSource, LivenessPipeline, load_model_info, open_source
+from edge_agent.vision._retinaface import open_face_detector
+from edge_agent.vision._silentface import MiniFASNetPipeline
 
 __all__ = ["CameraLiveness"]
 
 
 class CameraLiveness:
-    """``LivenessSource`` for ``EdgeAgent``; the model sits on a ``HotSwapEngine`` so new versions from the
-    cloud replace it without dropping a frame (``swap_model``)."""
+    """``LivenessSource`` for ``EdgeAgent``. With the GhostNet-style model, the model sits on a
+    ``HotSwapEngine`` so new versions from the cloud replace it without dropping a frame (``swap_model``); the
+    pretrained MiniFASNet pair is deployed as files and refuses cloud updates."""
 
-    def __init__(self, source: FrameSource, pipeline: LivenessPipeline, hot: HotSwapEngine, models_dir: Path) -> None:
+    def __init__(
+        self,
+        source: FrameSource,
+        pipeline: LivenessPipeline | MiniFASNetPipeline,
+        hot: HotSwapEngine | None,
+        models_dir: Path,
+    ) -> None:
         self.source = source
         self.pipeline = pipeline
         self.hot = hot
@@ -26,6 +35,13 @@ class CameraLiveness:
 
     @classmethod
     def create(cls, camera: CameraConfig, liveness: LivenessSettings, *, models_dir: Path) -> CameraLiveness:
+        detector = open_face_detector(liveness.detector, liveness.detector_model)  # type: ignore[arg-type]
+        source = open_source(camera.source, fps=camera.fps, loop=camera.loop)
+        if liveness.kind == "minifasnet":
+            pair = MiniFASNetPipeline.from_dir(
+                liveness.model, detector=detector, engine=liveness.engine, threshold=liveness.threshold
+            )
+            return cls(source, pair, None, models_dir)
         info = load_model_info(liveness.model)
         hot = HotSwapEngine(create_engine(liveness.engine, info.model_path), version=info.model_version)  # type: ignore[arg-type]
         pipeline = LivenessPipeline(
@@ -35,9 +51,14 @@ class CameraLiveness:
             model_version=info.model_version,
             input_size=info.input_size,
             crop_scale=info.crop_scale,
+            detector=detector,
             max_missed=liveness.max_missed,
         )
-        return cls(open_source(camera.source, fps=camera.fps, loop=camera.loop), pipeline, hot, models_dir)
+        return cls(source, pipeline, hot, models_dir)
+
+    @property
+    def model_version(self) -> str:
+        return self.hot.version if self.hot is not None else self.pipeline.model_version
 
     async def observations(self) -> AsyncIterator[LivenessObservation]:
         await self.source.start()
@@ -49,7 +70,7 @@ class CameraLiveness:
                 face_found=obs.face_found,
                 live_score=obs.live_score,
                 face_box=obs.face_box,
-                model_version=self.hot.version,
+                model_version=self.model_version,
                 latency_ns=obs.latency_ns,
                 received_at_ns=obs.received_at_ns,
             )
@@ -58,6 +79,8 @@ class CameraLiveness:
         self.source.set_fps(fps)
 
     async def swap_model(self, name: str, version: int, weights: bytes) -> None:
+        if self.hot is None:
+            raise SwapRejected(str(version), "the kiosk serves the pretrained MiniFASNet pair; it takes no updates")
         self._models_dir.mkdir(parents=True, exist_ok=True)
         path = self._models_dir / f"{name}-v{version}.onnx"
         path.write_bytes(weights)

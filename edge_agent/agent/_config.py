@@ -60,12 +60,28 @@ class CameraConfig:
 
 @dataclass(kw_only=True)
 class LivenessSettings:
+    #: "ghostnet": our temporal model (``model`` is its ONNX file; the shipped one is a SYNTHETIC-data demo);
+    #: "minifasnet": the pretrained MiniFASNet pair (``model`` is a folder written by
+    #: ``python -m edge_agent.vision.export_silent_face``), the model to deploy.
+    kind: str = "ghostnet"
     model: Path = _PACKAGE / "vision" / "models" / "liveness-demo.onnx"
     engine: str = "auto"
+    #: "auto" (RetinaFace when ``detector_model`` holds its files and they load, else Haar), "retinaface", "haar".
+    detector: str = "auto"
+    #: Folder with ``deploy.prototxt`` and ``Widerface-RetinaFace.caffemodel`` (None: Haar only).
+    detector_model: Path | None = None
     #: A frame is live when its score is strictly above this (used by the pipeline and by the fusion).
     threshold: float = 0.98
     #: Detector misses a face track survives (the history is kept, the missed frame adds nothing).
     max_missed: int = 3
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("ghostnet", "minifasnet"):
+            raise ValueError(f"[liveness]: kind must be ghostnet or minifasnet, got {self.kind!r}")
+        if self.detector not in ("auto", "retinaface", "haar"):
+            raise ValueError(f"[liveness]: detector must be auto, retinaface or haar, got {self.detector!r}")
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"[liveness]: threshold must be in (0, 1), got {self.threshold}")
 
 
 @dataclass(kw_only=True)

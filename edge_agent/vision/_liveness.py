@@ -14,6 +14,7 @@ from edge_agent.fusion import LivenessResult
 from edge_agent.inference import InferenceEngine
 from edge_agent.vision._faces import FaceBox, FaceDetector
 from edge_agent.vision._metadata import load_model_info
+from edge_agent.vision._retinaface import FaceLocator
 from edge_agent.vision._sources import Frame
 from edge_agent.vision._track import FaceHistory, HistoryConfig
 
@@ -70,14 +71,14 @@ class LivenessPipeline:
         model_version: str = "unknown",
         input_size: int = 64,
         crop_scale: float = 1.4,
-        detector: FaceDetector | None = None,
+        detector: FaceLocator | None = None,
         history_config: HistoryConfig | None = None,
         max_missed: int = 3,
     ) -> None:
         self.engine = engine
         self.threshold = threshold
         self.model_version = model_version
-        self.detector = detector or FaceDetector()
+        self.detector: FaceLocator = detector or FaceDetector()
         cfg = history_config or HistoryConfig(
             history=history, input_size=input_size, crop_scale=crop_scale, max_missed=max_missed
         )
@@ -88,7 +89,7 @@ class LivenessPipeline:
 
     @classmethod
     def from_model(
-        cls, model_path: Path, *, threads: int = 1, threshold: float | None = None, detector: FaceDetector | None = None
+        cls, model_path: Path, *, threads: int = 1, threshold: float | None = None, detector: FaceLocator | None = None
     ) -> LivenessPipeline:
         """A pipeline on ONNX Runtime (CPU) for ``model_path``, configured from the metadata JSON beside it."""
         from edge_agent.inference import OnnxRuntimeEngine
