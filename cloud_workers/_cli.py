@@ -24,8 +24,18 @@ def _gateway(args: argparse.Namespace) -> int:
     ctx.readiness.add("kafka-assigned", lambda: bool(gateway.stats()["ready"]))
 
     async def main(stop: asyncio.Event) -> None:
+        from streams.discovery import announce_service
+
         await gateway.start()
-        async with periodic_stats(ctx.stats, gateway.stats):
+        announced = announce_service(
+            service="cloud-gateway",
+            instance_id=args.gateway_id,
+            role="gateway",
+            bus=ctx.settings,
+            keyring=ctx.keyring,
+            metrics=ctx.metrics,
+        )
+        async with announced, periodic_stats(ctx.stats, gateway.stats):
             await gateway.run(stop)
             await gateway.stop(drain_s=args.drain)
 

@@ -26,8 +26,19 @@ def _simulate(args: argparse.Namespace) -> int:
     )
 
     async def main(stop: asyncio.Event) -> None:
+        from streams.discovery import announce_service
+
         await kiosk.start()
-        async with periodic_stats(ctx.stats, kiosk.stats):
+        announced = announce_service(
+            service="kiosk",
+            instance_id=args.kiosk_id,
+            role="kiosk",
+            bus=ctx.settings,
+            keyring=ctx.keyring,
+            metrics=ctx.metrics,
+            meta={"hospital": args.hospital, "simulated": "true"},
+        )
+        async with announced, periodic_stats(ctx.stats, kiosk.stats):
             if args.duration:
                 asyncio.get_running_loop().call_later(args.duration, stop.set)
             await kiosk.run(stop)
@@ -80,7 +91,10 @@ def _edge(args: argparse.Namespace) -> int:
             synthetic=args.synthetic,
         )
         await agent.start()
-        async with periodic_stats(ctx.stats, agent.stats):
+        from edge_agent.agent._discovery import kiosk_announcement
+
+        announced = kiosk_announcement(config, ctx.settings, ctx.keyring, ctx.metrics, agent.models)
+        async with announced, periodic_stats(ctx.stats, agent.stats):
             try:
                 await agent.run(stop)
             finally:

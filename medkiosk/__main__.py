@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     from medkiosk._up_cli import add_up_command
     from streams._cli import add_keys_commands, add_topics_commands
     from streams.broker._cli import add_broker_commands
+    from streams.discovery._cli import add_discover_commands
 
     parser = argparse.ArgumentParser(
         prog="medkiosk",
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_edge_commands(sub)
     add_cloud_commands(sub)
     add_fl_commands(sub)
+    add_discover_commands(sub)
     return parser
 
 

@@ -5,6 +5,13 @@ Consul (``py-consul``) — plus heartbeats with TCP checks and a Prometheus HTTP
 It knows no roles: kiosks and cloud workers describe themselves with a service name and metadata.
 """
 
+from streams.discovery._announce import (
+    announce,
+    announce_service,
+    bootstrap_from_registry,
+    endpoints_from_registry,
+    metrics_endpoint,
+)
 from streams.discovery._base import RegistryBase
 from streams.discovery._consul import ConsulRegistry
 from streams.discovery._etcd import EtcdRegistry
@@ -12,6 +19,7 @@ from streams.discovery._etcd_server import EtcdNotFound, EtcdServer, EtcdServerC
 from streams.discovery._heartbeat import Heartbeat, tcp_check
 from streams.discovery._kafka import KafkaRegistry
 from streams.discovery._model import Check, Instance, Registry
+from streams.discovery._sd import SdServer, sd_targets
 from streams.discovery._settings import RegistrySettings, open_registry
 
 __all__ = [
@@ -27,7 +35,14 @@ __all__ = [
     "Registry",
     "RegistryBase",
     "RegistrySettings",
+    "SdServer",
+    "announce",
+    "announce_service",
+    "bootstrap_from_registry",
+    "endpoints_from_registry",
     "find_etcd",
+    "metrics_endpoint",
     "open_registry",
+    "sd_targets",
     "tcp_check",
 ]

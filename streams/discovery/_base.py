@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from typing import Self
 
-from streams.discovery._model import Instance
+from streams.discovery._model import Check, Instance
 
 __all__ = ["RegistryBase", "sort_instances"]
 
@@ -47,6 +47,23 @@ class RegistryBase:
 
     def _changed(self) -> None:
         self._change.set()
+
+    async def register(
+        self,
+        *,
+        service: str,
+        instance_id: str,
+        address: str,
+        port: int,
+        meta: Mapping[str, str] | None = None,
+        check: Check | None = None,
+        passing: bool = True,
+        output: str = "",
+    ) -> None:
+        raise NotImplementedError
+
+    async def deregister(self, service: str, instance_id: str) -> None:
+        raise NotImplementedError
 
     async def instances(self, service: str | None = None) -> list[Instance]:
         raise NotImplementedError

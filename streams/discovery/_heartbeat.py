@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Self
 
@@ -49,6 +49,7 @@ class Heartbeat:
         meta: Mapping[str, str] | None = None,
         check: Check | None = None,
         interval_s: float | None = None,
+        refresh: Callable[[], Mapping[str, str]] | None = None,
     ) -> None:
         self._registry = registry
         self.service = service
@@ -56,6 +57,8 @@ class Heartbeat:
         self._address = address
         self._port = port
         self.meta = dict(meta or {})
+        #: Called before every beat for metadata that changes (e.g. model versions after a hot swap).
+        self._refresh = refresh
         self.check = check or Check()
         self.interval_s = interval_s if interval_s is not None else self.check.ttl_s / 3
         self._task: asyncio.Task[None] | None = None
@@ -67,6 +70,8 @@ class Heartbeat:
     async def beat(self) -> bool:
         """Run the check and send one heartbeat now; False if the registry could not be reached."""
         output = ""
+        if self._refresh is not None:
+            self.meta.update(self._refresh())
         if self.check.tcp is not None:
             self.passing, output = await tcp_check(self.check.tcp, self.check.timeout_s)
         try:

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from schemas import RejectReason, ServiceInstance
 from streams._catalog import REGISTRY
@@ -47,10 +48,11 @@ class _Seen:
     at_s: float
 
 
-def instance_from(msg: ServiceInstance, at_s: float, now_s: float) -> Instance:
-    """What a reader concludes from the newest heartbeat of an instance at ``now_s``."""
+def instance_from(msg: ServiceInstance, at_s: float, now_s: float, blind_s: float = 0.0) -> Instance:
+    """What a reader concludes from the newest heartbeat of an instance at ``now_s``, not counting the
+    ``blind_s`` seconds since then during which the reader itself could not reach the broker."""
     ttl_s = msg.ttl_ms / 1000.0
-    alive = msg.alive and now_s < at_s + ttl_s
+    alive = msg.alive and now_s - blind_s < at_s + ttl_s
     return Instance(
         service=msg.service,
         instance_id=msg.instance_id,
@@ -92,6 +94,11 @@ class KafkaRegistry(RegistryBase):
         self._reader: LogReader | None = None
         self._task: asyncio.Task[None] | None = None
         self._latest: dict[tuple[str, str], _Seen] = {}
+        self._probe_task: asyncio.Task[None] | None = None
+        #: When the reader last reached the broker, and the (start, end) spans it could not.
+        self._contact = time.time()
+        self._blind_since: float | None = None
+        self._blind: list[tuple[float, float]] = []
         self._lock = asyncio.Lock()
 
     # --- writing ------------------------------------------------------------------------------------
@@ -196,11 +203,40 @@ class KafkaRegistry(RegistryBase):
             raise
         self._reader = reader
         self._task = supervise(asyncio.create_task(self._follow(reader), name="registry-reader"))
+        self._probe_task = supervise(asyncio.create_task(self._probe(reader), name="registry-probe"))
 
     async def _follow(self, reader: LogReader) -> None:
         while True:
             for event in await reader.poll(timeout_ms=500):
                 await self._accept(reader, event)
+
+    async def _probe(self, reader: LogReader, every_s: float = 1.0) -> None:
+        """Track whether this reader can reach the broker. While it cannot, silence proves nothing: the TTL
+        does not run for that time, so a broker outage does not make the whole fleet look dead to it."""
+        while True:
+            ok = False
+            with contextlib.suppress(KafkaError, TimeoutError, OSError):
+                await asyncio.wait_for(reader.end_offsets(), timeout=2 * every_s)
+                ok = True
+            now = time.time()
+            if ok:
+                if self._blind_since is not None:
+                    self._blind = [*self._blind[-63:], (self._blind_since, now)]
+                    self._blind_since = None
+                    self._changed()
+                self._contact = now
+            elif self._blind_since is None:
+                self._blind_since = self._contact
+            await asyncio.sleep(every_s)
+
+    def _blind_after(self, since: float, now: float) -> float:
+        spans = [*self._blind, *([(self._blind_since, now)] if self._blind_since is not None else [])]
+        return sum(max(0.0, min(end, now) - max(start, since)) for start, end in spans)
+
+    @property
+    def reachable(self) -> bool:
+        """Whether this reader's last probe of the broker succeeded."""
+        return self._blind_since is None
 
     async def _accept(self, reader: LogReader, event: LogEvent) -> None:
         msg = event.message
@@ -238,18 +274,19 @@ class KafkaRegistry(RegistryBase):
         now = time.time()
         return sort_instances(
             [
-                instance_from(seen.msg, seen.at_s, now)
+                instance_from(seen.msg, seen.at_s, now, self._blind_after(seen.at_s, now))
                 for (svc, _), seen in self._latest.items()
                 if seen.msg.alive and (service is None or svc == service)
             ]
         )
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for task in (self._task, self._probe_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._probe_task = None
         reader, self._reader = self._reader, None
         if reader is not None:
             await reader.stop()

@@ -29,6 +29,8 @@ class RegistrySettings(BaseSettings):
     etcd_prefix: str = "/medkiosk/registry/"
     consul_host: str = "127.0.0.1"
     consul_port: int = 8500
+    #: Take the Kafka bootstrap list from this service's healthy instances (etcd or Consul backends only).
+    bootstrap_service: str | None = None
 
 
 def open_registry(
