@@ -15,6 +15,7 @@ PACKAGES = [
     "cloud_workers.gateway",
     "cloud_workers.hospital",
     "cloud_workers.audit",
+    "cloud_workers.autoscaler",
     "edge_agent.simulator",
     "edge_agent.vision",
     "edge_agent.inference",
