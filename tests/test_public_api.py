@@ -12,6 +12,8 @@ PACKAGES = [
     "streams.broker",
     "streams.discovery",
     "streams.federated",
+    "streams.multimodal",
+    "cloud_workers.trainer",
     "cloud_workers.gateway",
     "cloud_workers.hospital",
     "cloud_workers.audit",
