@@ -9,6 +9,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from cloud_workers.audit._ledger import Mark, StreamLedger
+from schemas import MedicalRecord, RejectReason
 from streams import (
     BusSettings,
     ChainTracker,
@@ -33,6 +35,8 @@ class ReplayReport:
     producers: set[str] = field(default_factory=set)
     first_bad: dict[str, Any] | None = None
     bad_offsets: list[dict[str, Any]] = field(default_factory=list)
+    #: Per (producer, stream): first/last seq, gaps, first bad record, timeline (``--report`` renders it).
+    streams: StreamLedger = field(default_factory=StreamLedger)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -44,6 +48,7 @@ class ReplayReport:
             "producers": len(self.producers),
             "first_bad": self.first_bad,
             "ok": self.bad == 0,
+            "streams": self.streams.to_json(),
         }
 
 
@@ -172,18 +177,51 @@ async def _offsets_at(
     return placed
 
 
+def _observe(
+    report: ReplayReport, record: Any, rec: MedicalRecord | None, mark: Mark, authentic: bool, exc: Any = None
+) -> None:
+    report.streams.observe(
+        partition=record.partition,
+        offset=record.offset,
+        timestamp_ms=int(record.timestamp),
+        producer_id=rec.producer_id if rec is not None else (exc.producer_id if exc is not None else ""),
+        stream=rec.stream if rec is not None else "",
+        seq=rec.seq if rec is not None else (exc.seq if exc is not None else 0),
+        mark=mark,
+        authentic=authentic,
+        reason=exc.label if exc is not None else "",
+        detail=exc.detail if exc is not None else "",
+    )
+
+
 def _check(record: Any, keyring: Keyring, chain: ChainTracker, report: ReplayReport, max_listed: int) -> None:
+    rec: MedicalRecord | None = None
+    authentic = False
     try:
-        rec = parse(record.value or b"")
-        report.producers.add(rec.producer_id)
-        verify_signature(rec, keyring)
-        digest = envelope_hash(rec)
-        if chain.check(rec, digest) is ChainVerdict.DUPLICATE:
-            report.duplicates += 1
-            return
-        chain.accept(rec, digest)
+        try:
+            rec = parse(record.value or b"")
+            report.producers.add(rec.producer_id)
+            verify_signature(rec, keyring)
+            authentic = True
+            digest = envelope_hash(rec)
+            if chain.check(rec, digest) is ChainVerdict.DUPLICATE:
+                report.duplicates += 1
+                _observe(report, record, rec, Mark.DUPLICATE, authentic)
+                return
+            chain.accept(rec, digest)
+        except EnvelopeRejected:
+            raise
+        except Exception as err:  # hostile input never stops an audit: it is a bad record like any other
+            raise EnvelopeRejected(
+                RejectReason.REJECT_REASON_INTERNAL_ERROR,
+                f"{type(err).__name__}: {err}"[:1000],
+                producer_id=rec.producer_id if rec is not None else "",
+                seq=rec.seq if rec is not None else 0,
+            ) from err
         report.verified += 1
+        _observe(report, record, rec, Mark.VERIFIED, authentic)
     except EnvelopeRejected as exc:
+        _observe(report, record, rec, Mark.BAD, authentic, exc)
         report.bad += 1
         bad = {
             "partition": record.partition,
