@@ -177,7 +177,7 @@ def parse(raw: bytes, limits: EnvelopeLimits = DEFAULT_LIMITS) -> MedicalRecord:
     except DecodeError as exc:
         raise EnvelopeRejected(RejectReason.REJECT_REASON_MALFORMED, f"not an envelope: {exc}") from None
     # One envelope, one encoding: unknown or repeated fields would let many byte strings carry one signature.
-    if rec.SerializeToString(deterministic=True) != raw:
+    if _has_unknown_fields(rec) or rec.SerializeToString(deterministic=True) != raw:
         raise EnvelopeRejected(
             RejectReason.REJECT_REASON_MALFORMED,
             "not the canonical encoding (unknown, repeated or out-of-order fields)",
