@@ -255,7 +255,7 @@ def main() -> None:
                         }
                     }
                 )
-            ),  # fmt: skip
+            ),
             "signing/kiosk-1/v1.pem": _pem_private(kiosk_key),
             "public/kiosk-1/v1.pem": _pem_public(kiosk_key),
             "public/kiosk-9/v1.pem": _pem_public(other_key),

@@ -39,9 +39,9 @@ def test_an_outside_implementation_agrees_with_every_vector(tmp_path: Path) -> N
     shutil.copy(Path(__file__).with_name("independent_verifier.py"), script)
     # -I: no PYTHONPATH, no user site, no script/cwd path; also drop the project's editable-install path entries.
     prelude = (
-        "import sys; sys.path[:] = [p for p in sys.path if not p.rstrip('/').endswith(%r)]; "
+        "import sys; sys.path[:] = [p for p in sys.path if not p.rstrip('/').endswith({!r})]; "
         "sys.argv = sys.argv[1:]; exec(compile(open(sys.argv[0]).read(), sys.argv[0], 'exec'))"
-    ) % (str(ROOT).rstrip("/"),)
+    ).format(str(ROOT).rstrip("/"))
     proc = subprocess.run(
         [sys.executable, "-I", "-c", prelude, str(script), str(gen), str(VECTORS)],
         capture_output=True,
