@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
+from pathlib import Path
 
 from streams._service_args import add_service_arguments
 
@@ -58,6 +60,11 @@ def _audit_replay(args: argparse.Namespace) -> int:
         replay_topic(ctx.settings, ctx.keyring, args.topic, from_offset=args.from_offset, to_offset=args.to_offset)
     )
     print(json.dumps(report.to_json()))
+    if args.report:
+        from cloud_workers.audit import write_report
+
+        page, data = write_report(report, args.report)
+        print(f"audit replay: report {page} (machine-readable: {data})", file=sys.stderr)
     return 0 if report.bad == 0 else 1
 
 
@@ -161,5 +168,11 @@ def add_cloud_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     replay.add_argument("--topic", required=True)
     replay.add_argument("--from-offset", type=int, help="first offset to read, per partition")
     replay.add_argument("--to-offset", type=int, help="stop before this offset, per partition")
+    replay.add_argument(
+        "--report",
+        type=Path,
+        help="also write a self-contained HTML report here (per producer and stream: seqs, chain, gaps, first "
+        "bad offset, timeline) and the JSON report beside it (.json)",
+    )
     add_service_arguments(replay)
     replay.set_defaults(func=_audit_replay)

@@ -17,6 +17,7 @@ need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)  # the etcd registry backend's tests
+command -v chromium >/dev/null 2>&1 || need+=(chromium fonts-dejavu-core)  # the audit report's headless browser test
 # Apache Kafka 4 (the reference broker in the tests) needs Java 17+; Maven fetches its jars.
 java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])' || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need+=(maven)

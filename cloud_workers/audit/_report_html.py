@@ -52,7 +52,7 @@ def _gaps(summary: StreamSummary) -> str:
     if not gaps:
         return "none"
     text = ", ".join(f"{a}" if a == b else f"{a}&ndash;{b}" for a, b in gaps)
-    return f"{summary.missing()} missing: {text}"
+    return f"seq {text} ({summary.missing()} missing)"
 
 
 def _first_bad(bad: dict[str, Any] | None) -> str:
