@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     from medkiosk._fl_cli import add_fl_commands
     from medkiosk._up_cli import add_up_command
     from streams._cli import add_keys_commands, add_topics_commands
+    from streams._outbox_cli import add_outbox_commands
     from streams.broker._cli import add_broker_commands
     from streams.discovery._cli import add_discover_commands
 
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_broker_commands(sub)
     add_topics_commands(sub)
     add_keys_commands(sub)
+    add_outbox_commands(sub)
     add_edge_commands(sub)
     add_cloud_commands(sub)
     add_fl_commands(sub)

@@ -36,6 +36,8 @@ METRICS = {
     "medkiosk_outbox_oldest_age_seconds",
     "medkiosk_consumer_lag",
     "medkiosk_kiosk_load",
+    "medkiosk_broker_up",
+    "medkiosk_registry_instances",
 }
 HISTOGRAMS = {"medkiosk_e2e_latency_seconds"}
 SERIES = METRICS | {f"{h}_{suffix}" for h in HISTOGRAMS for suffix in ("bucket", "sum", "count")}
@@ -481,3 +483,19 @@ def test_edge_dockerfile_and_supervisord() -> None:
 def test_dockerignore_keeps_secrets_and_venvs_out() -> None:
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
     assert {".git", ".venv", ".tools", ".medkiosk", "*.pem", "*.key"} <= ignored
+
+
+def test_drain_orphan_job_mounts_a_gateway_claim() -> None:
+    """The hand-run drain Job mounts a claim named as the StatefulSet names its volumes, at the state dir."""
+    (job,) = _yaml_docs(K8S / "drain-orphan-job.yaml")
+    assert "drain-orphan-job.yaml" not in _load_yaml(K8S / "kustomization.yaml")["resources"]
+    (gateway,) = [d for d in _k8s_docs() if d["kind"] == "StatefulSet"]
+    (template,) = gateway["spec"]["volumeClaimTemplates"]
+    spec = job["spec"]["template"]["spec"]
+    claim = next(v["persistentVolumeClaim"]["claimName"] for v in spec["volumes"] if v["name"] == "state")
+    assert re.fullmatch(rf"{template['metadata']['name']}-{gateway['metadata']['name']}-\d+", claim)
+    (container,) = spec["containers"]
+    settings = _load_yaml(K8S / "configmap.yaml")["data"]
+    assert container["args"][:2] == ["outbox", "drain"]
+    mount = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "state")
+    assert mount == settings["MEDKIOSK_STATE_DIR"] == container["args"][container["args"].index("--state-dir") + 1]
