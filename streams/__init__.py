@@ -48,7 +48,7 @@ from streams._outbox import Outbox, OutboxRow, SealRequest
 from streams._pipeline import Accepted, Duplicate, Outcome, RecordPipeline, Rejected, check_policy
 from streams._reader import LogEvent, LogReader, SeqDedupe
 from streams._runtime import StatsFile, configure_logging, run_until_stopped
-from streams._sender import OutboxSender, make_producer
+from streams._sender import OutboxSender, make_producer, make_transactional_producer
 from streams._settings import BusSettings
 from streams._tasks import supervise
 
@@ -117,6 +117,7 @@ __all__ = [
     "hospital_topic",
     "init_dev_keys",
     "make_producer",
+    "make_transactional_producer",
     "open_envelope",
     "parse",
     "reason_label",

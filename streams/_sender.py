@@ -15,23 +15,33 @@ from streams._outbox import Outbox
 from streams._settings import BusSettings
 from streams._tasks import supervise
 
-__all__ = ["OutboxSender", "make_producer"]
+__all__ = ["OutboxSender", "make_producer", "make_transactional_producer"]
 
 log = logging.getLogger(__name__)
 
 
 def make_producer(settings: BusSettings, **overrides: Any) -> AIOKafkaProducer:
-    """An aiokafka producer with acks=all and batches big enough for a whole outbox batch."""
+    """An aiokafka producer with acks=all and batches big enough for a whole outbox batch; idempotent
+    when ``settings.enable_idempotence`` (brokers that grant InitProducerId: Apache Kafka)."""
     kwargs: dict[str, Any] = {
         **settings.kafka_kwargs(),
         "client_id": settings.client_id,
         "acks": "all",
+        "enable_idempotence": settings.enable_idempotence,
         "linger_ms": 2,
         "max_batch_size": 1024 * 1024,
         "max_request_size": 4 * 1024 * 1024,
         **overrides,
     }
     return AIOKafkaProducer(**kwargs)
+
+
+def make_transactional_producer(settings: BusSettings, transactional_id: str, **overrides: Any) -> AIOKafkaProducer:
+    """A transactional (hence idempotent) producer for consume-transform-produce on brokers with
+    transactions (Apache Kafka; not Tansu). Downstream readers use ``isolation_level="read_committed"``.
+    *transactional_id* must be stable across restarts of the same worker instance: the broker fences the
+    old incarnation's open transaction when the new one starts."""
+    return make_producer(settings, enable_idempotence=True, transactional_id=transactional_id, **overrides)
 
 
 class OutboxSender:

@@ -43,6 +43,11 @@ class BusSettings(BaseSettings):
     request_timeout_ms: int = 10_000
     #: How long the broker may hold a fetch waiting for data: the floor of per-hop latency.
     fetch_max_wait_ms: int = 20
+    #: Idempotent producers (the broker drops a retried batch it already has). Needs a broker that grants
+    #: InitProducerId: Apache Kafka does; the embedded Tansu broker refuses it, so the default is off.
+    enable_idempotence: bool = False
+    #: What consumers built with :meth:`consumer_kwargs` see of transactional producers' records.
+    isolation_level: Literal["read_uncommitted", "read_committed"] = "read_uncommitted"
 
     #: Largest record a consumer will parse (chunks are 512 KiB, so genuine envelopes stay well below).
     max_record_bytes: int = 1024 * 1024
@@ -50,6 +55,10 @@ class BusSettings(BaseSettings):
     max_field_bytes: int = 256
     #: Bytes of a rejected record's value kept in its dead letter (the rest: length + SHA-256).
     dlq_max_value_bytes: int = 64 * 1024
+
+    def consumer_kwargs(self) -> dict[str, Any]:
+        """:meth:`kafka_kwargs` plus what only consumers take (``isolation_level``)."""
+        return {**self.kafka_kwargs(), "isolation_level": self.isolation_level}
 
     def kafka_kwargs(self) -> dict[str, Any]:
         """Connection keyword arguments shared by aiokafka producers, consumers and admin clients."""
