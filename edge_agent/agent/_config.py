@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: JetPack 6's own interpreter, in the Jetson image
+    import tomli as tomllib  # type: ignore[no-redef]
 
 from edge_agent.sensors._rfid_frames import RfidFrameParser
 

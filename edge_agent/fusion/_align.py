@@ -31,7 +31,18 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
+
+try:
+    from enum import StrEnum
+except ImportError:  # Python 3.10: JetPack 6's own interpreter, in the Jetson image
+    from enum import Enum
+
+    class StrEnum(str, Enum):  # type: ignore[no-redef]  # noqa: UP042 - enum.StrEnum is what 3.10 lacks
+        """What 3.11's StrEnum is: members are their values, also under str() and format()."""
+
+        def __str__(self) -> str:
+            return str(self.value)
+
 
 __all__ = [
     "CardRead",

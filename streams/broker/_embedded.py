@@ -17,11 +17,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal
 
 from streams.broker._binary import find_tansu_binary
 from streams.broker._probe import kafka_ready
 from streams.broker._s3 import BUCKET, MotoServer, s3_env, start_moto
+
+if TYPE_CHECKING:
+    from typing import Self  # 3.11+; only in annotations, so the kiosk's Python 3.10 imports this too
 
 __all__ = [
     "BrokerStartError",

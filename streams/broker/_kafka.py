@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING
 
 from streams.broker._embedded import (
     _LOG_FILE,
@@ -43,6 +43,9 @@ from streams.broker._embedded import (
 )
 from streams.broker._kafka_libs import find_java, find_kafka_libs
 from streams.broker._probe import kafka_ready
+
+if TYPE_CHECKING:
+    from typing import Self  # 3.11+; only in annotations, so the kiosk's Python 3.10 imports this too
 
 __all__ = ["KAFKA_MAIN_CLASS", "KafkaBroker", "KafkaBrokerConfig", "KafkaSecurity"]
 

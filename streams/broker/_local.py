@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Protocol, Self
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from streams.broker._embedded import EmbeddedBroker, EmbeddedBrokerConfig, StorageKind
 from streams.broker._kafka import KafkaBroker, KafkaBrokerConfig, KafkaSecurity
+
+if TYPE_CHECKING:
+    from typing import Self  # 3.11+; only in annotations, so the kiosk's Python 3.10 imports this too
 
 __all__ = ["BrokerEngine", "LocalBroker", "make_local_broker"]
 

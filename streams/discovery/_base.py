@@ -6,9 +6,12 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING
 
 from streams.discovery._model import Check, Instance
+
+if TYPE_CHECKING:
+    from typing import Self  # 3.11+; only in annotations, so the kiosk's Python 3.10 imports this too
 
 __all__ = ["RegistryBase", "sort_instances"]
 

@@ -12,9 +12,12 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, TYPE_CHECKING
 
 from streams.broker import free_port
+
+if TYPE_CHECKING:
+    from typing import Self  # 3.11+; only in annotations, so the kiosk's Python 3.10 imports this too
 
 __all__ = ["EtcdNotFound", "EtcdServer", "EtcdServerConfig", "find_etcd"]
 

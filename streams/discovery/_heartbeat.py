@@ -7,10 +7,13 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING
 
 from streams._tasks import supervise
 from streams.discovery._model import Check, Registry
+
+if TYPE_CHECKING:
+    from typing import Self  # 3.11+; only in annotations, so the kiosk's Python 3.10 imports this too
 
 __all__ = ["Heartbeat", "tcp_check"]
 
