@@ -12,7 +12,7 @@ setup:
 
 ## Run the whole system on this machine: embedded broker, 2 hospitals x 2 kiosks, gateway, subscribers.
 demo: setup
-	$(BIN)/medkiosk up --hospitals 2 --kiosks 2 --rate 5 --duration $${DURATION:-30} --metrics-base-port $${METRICS_BASE_PORT:-9400} --fl-rounds $${FL_ROUNDS:-5}
+	$(BIN)/medkiosk up --hospitals 2 --kiosks 2 --rate 5 --duration $${DURATION:-30} --metrics-base-port $${METRICS_BASE_PORT:-9400} --fl-rounds $${FL_ROUNDS:-5} $$(command -v prometheus >/dev/null && echo --prometheus)
 
 ## The whole test suite (starts its own brokers on 127.0.0.1).
 test: setup

@@ -47,6 +47,11 @@ class UpOptions:
     kiosk_mode: str = "edge"
     #: Federated-learning rounds to run alongside the kiosks (0: none).
     fl_rounds: int = 0
+    #: Run a real Prometheus on loopback that finds every process through the registry's SD endpoint.
+    prometheus: bool = False
+    prometheus_interval_s: float = 5.0
+    #: Alert rules for that Prometheus (default: infra/prometheus/rules.yml).
+    prometheus_rules: Path | None = None
     seed: int = 0
     progress: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr, flush=True))
 
@@ -176,17 +181,19 @@ def run_up(opts: UpOptions) -> UpResult:
         bootstrap = broker.bootstrap
         say(f"broker: embedded Tansu on {bootstrap} ({opts.storage} storage)")
     procs: list[_Proc] = []
+    observe = None
     try:
         settings = BusSettings(bootstrap_servers=bootstrap, keys_dir=keys_dir, state_dir=state_dir / "state")
         reports = asyncio.run(apply_topics(settings, topics_for(hospitals)))
         counts = Counter(r.status for r in reports)
         say(f"topics: {counts['created']} created, {counts['ok']} ok, {counts['mismatch']} mismatched")
-        created = init_dev_keys(keys_dir, hospitals=hospitals, kiosks=kiosks, services=["gateway-1"])
+        services = ["gateway-1", *(f"subscriber-{h}" for h in hospitals)]  # subscribers sign registry heartbeats
+        created = init_dev_keys(keys_dir, hospitals=hospitals, kiosks=kiosks, services=services)
         say(f"keys: {keys_dir} ({len(created)} new files)")
         role_keys = run_dir / "keys"
         export_role(keys_dir, role_keys / "gateway-1", producer_id="gateway-1")
         for h in hospitals:
-            export_role(keys_dir, role_keys / f"hospital-{h}", hospitals=[h])
+            export_role(keys_dir, role_keys / f"hospital-{h}", producer_id=f"subscriber-{h}", hospitals=[h])
         for k, h in kiosks.items():
             export_role(keys_dir, role_keys / k, producer_id=k, hospitals=[h])
 
@@ -197,6 +204,8 @@ def run_up(opts: UpOptions) -> UpResult:
             "PYTHONUNBUFFERED": "1",
         }
         ports = iter(range(opts.metrics_base_port, opts.metrics_base_port + 1000)) if opts.metrics_base_port else None
+        if ports is None and opts.prometheus:
+            ports = iter(free_port, None)  # Prometheus finds each process's port through the registry
         logs = run_dir / "logs"
 
         def common(name: str, keys: str) -> list[str]:
@@ -234,6 +243,13 @@ def run_up(opts: UpOptions) -> UpResult:
                 raise RuntimeError(f"workers not ready after 60 s; see {logs}")
             time.sleep(0.1)
         say("gateway and subscribers have their partitions")
+        if opts.prometheus:
+            from medkiosk._up_prometheus import PrometheusLaunch
+
+            observe = PrometheusLaunch(run_dir, interval_s=opts.prometheus_interval_s, rules=opts.prometheus_rules)
+            export_role(keys_dir, role_keys / "registry")
+            url = observe.start(lambda name, argv: _Proc(name, argv, env, logs, procs), role_keys / "registry")
+            say(f"prometheus: {url} (targets from the registry; rules {observe.rules})")
         emulators: list[_Proc] = []
         if opts.kiosk_mode == "edge":
             from medkiosk._up_edge import EdgeLaunch
@@ -272,7 +288,7 @@ def run_up(opts: UpOptions) -> UpResult:
                 )
                 for k, h in kiosks.items()
             ]
-        if ports is not None:
+        if opts.metrics_base_port:
             say(f"metrics: http://127.0.0.1:{opts.metrics_base_port}-{opts.metrics_base_port + len(procs) - 1}/metrics")
         say(f"running {len(kiosk_procs)} kiosks for {len(hospitals)} hospitals for {opts.duration_s:g}s")
 
@@ -369,6 +385,8 @@ def run_up(opts: UpOptions) -> UpResult:
             )
         return UpResult(summary, run_dir)
     finally:
+        if observe is not None:
+            observe.stop()
         for p in procs:
             p.terminate()
         for p in procs:

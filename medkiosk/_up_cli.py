@@ -42,6 +42,8 @@ def _up(args: argparse.Namespace) -> int:
             seed=args.seed,
             kiosk_mode=args.kiosk_mode,
             fl_rounds=args.fl_rounds,
+            prometheus=args.prometheus,
+            prometheus_interval_s=args.prometheus_interval,
         )
     )
     print(json.dumps(result.summary), flush=True)
@@ -80,5 +82,12 @@ def add_up_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     up.add_argument(
         "--fl-rounds", type=int, default=0, help="also run this many federated-learning rounds (summary key 'fl')"
     )
+    up.add_argument(
+        "--prometheus",
+        action="store_true",
+        help="also run the registry's SD endpoint and a real Prometheus on loopback (needs the prometheus binary); "
+        "prints its URL",
+    )
+    up.add_argument("--prometheus-interval", type=float, default=5.0, help="scrape and rule evaluation interval (s)")
     up.add_argument("--seed", type=int, default=0)
     up.set_defaults(func=_up)
