@@ -28,7 +28,7 @@ from google.protobuf.message import Message
 from schemas import MedicalRecord
 from streams._chain import ChainLink, ChainTracker
 from streams._chain_store import ChainStore
-from streams._dlq import DeadLetterLimits, DeadLetterSink
+from streams._dlq import DeadLetterLimits, DeadLetterSink, RejectLog
 from streams._envelope import EnvelopeLimits
 from streams._errors import EnvelopeRejected
 from streams._keys import Keyring
@@ -141,6 +141,7 @@ class EnvelopeConsumer:
             worker=config.worker,
             limits=DeadLetterLimits(max_value_bytes=settings.dlq_max_value_bytes),
         )
+        self._reject_log = RejectLog(config.worker)
         self._stopping = asyncio.Event()
         self.accepted = 0
         self.duplicates = 0
@@ -333,7 +334,7 @@ class EnvelopeConsumer:
     def _reject(self, record: ConsumerRecord[bytes, bytes], exc: EnvelopeRejected) -> None:
         self.rejected += 1
         self._metrics.reject(record.topic, exc.label)
-        log.info("%s: rejected %s@%d: %s", self.config.worker, record.topic, record.offset, str(exc)[:300])
+        self._reject_log(record.topic, record.partition, record.offset, exc)
         self.dlq.add(record, exc)
 
 

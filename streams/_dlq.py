@@ -32,7 +32,7 @@ from streams._metrics import BusMetrics
 from streams._sender import make_producer
 from streams._settings import BusSettings
 
-__all__ = ["DeadLetterLimits", "DeadLetterSink", "dead_letter_for"]
+__all__ = ["DeadLetterLimits", "DeadLetterSink", "RejectLog", "dead_letter_for"]
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,30 @@ def dead_letter_for(
         truncated=truncated,
     )
     return DLQ.name, record.topic.encode()[: lim.max_key_bytes], letter.SerializeToString()
+
+
+class RejectLog:
+    """Logs rejections without letting a flood of them cost more than the rejections themselves: the first of
+    each (topic, reason) in a window is logged at INFO with its offset and how many were suppressed since; the
+    rest at DEBUG. Every rejection is still counted in the metric and kept in its dead letter."""
+
+    def __init__(self, worker: str, *, window_s: float = 10.0) -> None:
+        self._worker = worker
+        self._window_s = window_s
+        self._last: dict[tuple[str, int], tuple[float, int]] = {}
+
+    def __call__(self, topic: str, partition: int, offset: int, exc: EnvelopeRejected) -> None:
+        now = time.monotonic()
+        key = (topic, exc.reason)
+        last, suppressed = self._last.get(key, (-1e18, 0))
+        if now - last >= self._window_s:
+            self._last[key] = (now, 0)
+            more = f" ({suppressed} more like it since the last report)" if suppressed else ""
+            log.info("%s: rejected %s[%d]@%d: %s%s", self._worker, topic, partition, offset, str(exc)[:300], more)
+        else:
+            self._last[key] = (last, suppressed + 1)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s: rejected %s[%d]@%d: %s", self._worker, topic, partition, offset, str(exc)[:300])
 
 
 class DeadLetterSink:

@@ -28,7 +28,7 @@ from google.protobuf.message import Message
 
 from schemas import MedicalRecord, RejectReason
 from streams._chain import ChainVerdict
-from streams._dlq import DeadLetterLimits, DeadLetterSink
+from streams._dlq import DeadLetterLimits, DeadLetterSink, RejectLog
 from streams._envelope import EnvelopeLimits
 from streams._errors import EnvelopeRejected
 from streams._keys import Keyring
@@ -124,6 +124,7 @@ class LogReader:
         self.dlq = DeadLetterSink(
             settings, metrics, worker=worker, limits=DeadLetterLimits(max_value_bytes=settings.dlq_max_value_bytes)
         )
+        self._reject_log = RejectLog(worker)
         self.accepted = 0
         self.duplicates = 0
         self.rejected = 0
@@ -254,9 +255,7 @@ class LogReader:
     def _queue_reject(self, record: Record, exc: EnvelopeRejected) -> None:
         self.rejected += 1
         self._metrics.reject(record.topic, exc.label)
-        log.info(
-            "%s: rejected %s@%d/%d: %s", self.worker, record.topic, record.partition, record.offset, str(exc)[:300]
-        )
+        self._reject_log(record.topic, record.partition, record.offset, exc)
         self.dlq.add(record, exc)
 
     async def reject(self, record: Record, exc: EnvelopeRejected) -> None:
