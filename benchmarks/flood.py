@@ -171,7 +171,7 @@ async def main_async(args: argparse.Namespace, bootstrap: str, tmp: Path) -> dic
     await apply_topics(settings, topics)
     keyring = Keyring.load(keys)
     env = {**os.environ, "MEDKIOSK_TOPIC_PARTITIONS": "1"}
-    gw = subprocess.Popen(
+    gw = subprocess.Popen(  # noqa: ASYNC220
         [
             sys.executable,
             "-m",
