@@ -1,7 +1,8 @@
 """JSON Schema of a protobuf message (its proto3 JSON mapping), for the AsyncAPI document.
 
 The wire format is binary protobuf; the schema names every field with its proto name, type and field number
-(``x-proto-field``), so a client can check its generated code against the document."""
+(``x-proto-field``), so a client can check its generated code against the document. Nested messages are
+inlined (our messages are not recursive), so the schema stands alone wherever a generator places it."""
 
 from __future__ import annotations
 
@@ -31,10 +32,11 @@ _SCALARS: dict[int, dict[str, Any]] = {
 }
 
 
-def _field_schema(field: Any, defs: dict[str, Any]) -> dict[str, Any]:
+def _field_schema(field: Any, seen: tuple[str, ...]) -> dict[str, Any]:
     if field.type == FieldDescriptor.TYPE_MESSAGE:
-        _add(field.message_type, defs)
-        item: dict[str, Any] = {"$ref": f"#/$defs/{field.message_type.full_name}"}
+        if field.message_type.full_name in seen:
+            raise ValueError(f"recursive message {field.message_type.full_name} cannot be inlined")
+        item = _object(field.message_type, seen)
     elif field.type == FieldDescriptor.TYPE_ENUM:
         item = {"type": "string", "enum": [v.name for v in field.enum_type.values]}
     else:
@@ -44,19 +46,21 @@ def _field_schema(field: Any, defs: dict[str, Any]) -> dict[str, Any]:
     return {**item, "x-proto-field": field.number}
 
 
-def _add(descriptor: Any, defs: dict[str, Any], descriptions: dict[str, str] | None = None) -> dict[str, Any]:
-    name = descriptor.full_name
-    if name in defs:
-        return dict(defs[name])
-    defs[name] = {}  # placeholder: recursive messages terminate
+def _object(descriptor: Any, seen: tuple[str, ...] = (), descriptions: dict[str, str] | None = None) -> dict[str, Any]:
+    seen = (*seen, descriptor.full_name)
     props = {}
     for field in descriptor.fields:
-        schema = _field_schema(field, defs)
+        schema = _field_schema(field, seen)
         if descriptions and field.name in descriptions:
             schema["description"] = descriptions[field.name]
         props[field.name] = schema
-    defs[name] = {"title": name, "type": "object", "properties": props, "additionalProperties": False}
-    return dict(defs[name])
+    return {
+        "title": descriptor.full_name,
+        "type": "object",
+        "properties": props,
+        "additionalProperties": False,
+        "x-proto-message": descriptor.full_name,
+    }
 
 
 def message_schema(
@@ -64,18 +68,14 @@ def message_schema(
     *,
     description: str = "",
     field_descriptions: dict[str, str] | None = None,
-    extra_defs: tuple[type[Message], ...] = (),
+    decrypted: tuple[type[Message], ...] = (),
 ) -> dict[str, Any]:
-    """The JSON Schema of ``message`` with every nested message (and ``extra_defs``) under ``$defs``."""
-    descriptor = message.DESCRIPTOR
-    defs: dict[str, Any] = {}
-    root = _add(descriptor, defs, field_descriptions)
-    for extra in extra_defs:
-        _add(extra.DESCRIPTOR, defs)
-    defs.pop(descriptor.full_name, None)
+    """The JSON Schema of ``message``; ``decrypted``: the messages its ``encrypted_data`` may carry, attached to
+    that field as ``x-decrypted-payload`` (the schema of what decrypting and decoding it yields)."""
+    root = _object(message.DESCRIPTOR, descriptions=field_descriptions)
     if description:
         root["description"] = description
-    root["x-proto-message"] = descriptor.full_name
-    if defs:
-        root["$defs"] = dict(sorted(defs.items()))
+    if decrypted:
+        inner = [_object(m.DESCRIPTOR) for m in decrypted]
+        root["properties"]["encrypted_data"]["x-decrypted-payload"] = inner[0] if len(inner) == 1 else {"oneOf": inner}
     return root

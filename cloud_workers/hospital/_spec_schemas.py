@@ -33,9 +33,9 @@ def envelope_schema() -> dict[str, Any]:
         MedicalRecord,
         description="Binary protobuf schemas.v1.MedicalRecord (content type application/x-protobuf). Verify the "
         "signature, sequence and chain before decrypting; the decrypted payload is the message named by `schema`: "
-        "schemas.v1.IdentityCheck or schemas.v1.InferenceResult (both under $defs). Spec: docs/ENVELOPE.md.",
+        "schemas.v1.IdentityCheck or schemas.v1.InferenceResult (see x-decrypted-payload). Spec: docs/ENVELOPE.md.",
         field_descriptions=_ENVELOPE_FIELDS,
-        extra_defs=(IdentityCheck, InferenceResult),
+        decrypted=(IdentityCheck, InferenceResult),
     )
 
 
@@ -45,10 +45,10 @@ def audit_envelope_schema() -> dict[str, Any]:
     return message_schema(
         MedicalRecord,
         description="Binary protobuf schemas.v1.MedicalRecord signed by a gateway, not encrypted (encryption "
-        "ENCRYPTION_NONE): encrypted_data is a serialized schemas.v1.AuditRecord (under $defs), the header and "
-        "chain link of one envelope the gateway routed. Verifying needs public keys only.",
+        "ENCRYPTION_NONE): encrypted_data is a serialized schemas.v1.AuditRecord (see x-decrypted-payload), the "
+        "header and chain link of one envelope the gateway routed. Verifying needs public keys only.",
         field_descriptions=_ENVELOPE_FIELDS,
-        extra_defs=(AuditRecord,),
+        decrypted=(AuditRecord,),
     )
 
 
