@@ -68,6 +68,12 @@ def _audit_replay(args: argparse.Namespace) -> int:
     return 0 if report.bad == 0 else 1
 
 
+def _audit_follow(args: argparse.Namespace) -> int:
+    from cloud_workers.audit._command import run_follow
+
+    return run_follow(args)
+
+
 def _control_scale(args: argparse.Namespace) -> int:
     from cloud_workers.control import publish_commands, scaling_command
     from streams._service import service_context
@@ -176,3 +182,15 @@ def add_cloud_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     add_service_arguments(replay)
     replay.set_defaults(func=_audit_replay)
+    follow = asub.add_parser(
+        "follow",
+        help="follow audit.v1 live (and dlq.v1 with --dlq), verified, as JSON lines",
+        description="A FastStream app on audit.v1: verifies each gateway-signed audit record (public keys only) "
+        "and writes one JSON line per record to --output; a record that fails goes to dlq.v1. With --dlq it "
+        "also shows dlq.v1 (dead letters are not signed: shown, not verified).",
+    )
+    follow.add_argument("--group", default="medkiosk-auditor", help="consumer group")
+    follow.add_argument("--dlq", action="store_true", help="also follow dlq.v1")
+    follow.add_argument("--output", help="append JSON lines here, '-' for stdout (default: <state-dir>/auditor/)")
+    add_service_arguments(follow)
+    follow.set_defaults(func=_audit_follow)

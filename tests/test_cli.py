@@ -21,6 +21,7 @@ COMMANDS = [
     ["gateway"],
     ["subscribe"],
     ["audit", "replay"],
+    ["audit", "follow"],
     ["control", "scale"],
     ["edge"],
     ["emulate", "rfid"],
