@@ -18,7 +18,7 @@ from streams.discovery._etcd import EtcdRegistry
 from streams.discovery._etcd_server import EtcdNotFound, EtcdServer, EtcdServerConfig, find_etcd
 from streams.discovery._heartbeat import Heartbeat, tcp_check
 from streams.discovery._kafka import KafkaRegistry
-from streams.discovery._model import Check, Instance, Registry
+from streams.discovery._model import Check, Instance, Registry, group_members
 from streams.discovery._sd import SdServer, sd_targets
 from streams.discovery._settings import RegistrySettings, open_registry
 
@@ -41,6 +41,7 @@ __all__ = [
     "bootstrap_from_registry",
     "endpoints_from_registry",
     "find_etcd",
+    "group_members",
     "metrics_endpoint",
     "open_registry",
     "sd_targets",

@@ -101,7 +101,8 @@ class ConsulRegistry(RegistryBase):
             _, entries = await asyncio.to_thread(self._consul.health.service, name)
             for entry in entries:
                 svc = entry["Service"]
-                statuses = [c["Status"] for c in entry.get("Checks", []) if c.get("ServiceID") == svc["ID"]]
+                # As health.service(passing=True): the node's checks count too (a dead agent, a dead host).
+                statuses = [c["Status"] for c in entry.get("Checks", []) if c.get("ServiceID") in ("", svc["ID"])]
                 ttl_ok = all(
                     c["Status"] == "passing"
                     for c in entry.get("Checks", [])

@@ -116,9 +116,9 @@ class Heartbeat:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        if deregister:
+        if deregister and self.beats:  # never reached the registry: nothing to take back, no wait on the way out
             try:
-                await asyncio.wait_for(self._registry.deregister(self.service, self.instance_id), timeout=5)
+                await asyncio.wait_for(self._registry.deregister(self.service, self.instance_id), timeout=3)
             except Exception as exc:
                 log.warning("deregistering %s/%s failed: %s", self.service, self.instance_id, exc)
 

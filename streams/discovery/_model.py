@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Check", "Instance", "Registry", "check_meta", "check_name"]
+__all__ = ["Check", "Instance", "Registry", "check_meta", "check_name", "group_members"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _MAX_META = 32
@@ -123,3 +123,15 @@ class Registry(Protocol):
     async def healthy(self, service: str) -> list[Instance]: ...
 
     def watch(self, service: str | None = None) -> AsyncIterator[list[Instance]]: ...
+
+
+def group_members(instances: list[Instance], *, key: str = "groups") -> dict[str, list[str]]:
+    """``group -> sorted instance ids`` from each healthy instance's comma-separated ``meta[key]`` (kiosks
+    announce their groups this way, so an autoscaler can take its ``group:<name>`` targets from the registry)."""
+    groups: dict[str, set[str]] = {}
+    for inst in instances:
+        if not inst.healthy:
+            continue
+        for name in filter(None, (g.strip() for g in inst.meta.get(key, "").split(","))):
+            groups.setdefault(name, set()).add(inst.instance_id)
+    return {name: sorted(members) for name, members in sorted(groups.items())}

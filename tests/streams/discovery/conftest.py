@@ -88,8 +88,11 @@ def consul_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
 
 
 @pytest.fixture(params=["kafka", "etcd", "consul"])
-async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[str, dict[str, RegistryBase]]]:
+async def backend(
+    request: pytest.FixtureRequest, broker: object, tmp_path: Path
+) -> AsyncIterator[tuple[str, dict[str, RegistryBase]]]:
     """``(name, {instance_id: registry that instance writes through})``; every registry can also read.
+    (``broker`` is named so that the Kafka backend runs on every broker engine the session tests.)
 
     Kafka heartbeats are signed by the instance itself, so each instance gets its own registry object."""
     name = request.param

@@ -8,7 +8,7 @@ import json
 import urllib.request
 
 from streams.broker import EmbeddedBroker, free_port
-from streams.discovery import Check, EtcdRegistry, EtcdServer, Instance, SdServer, sd_targets
+from streams.discovery import Check, EtcdRegistry, EtcdServer, Instance, SdServer, group_members, sd_targets
 
 
 def _inst(iid: str, *, healthy: bool = True, meta: dict[str, str] | None = None) -> Instance:
@@ -35,6 +35,16 @@ def test_targets_only_healthy_with_metrics() -> None:
             },
         }
     ]
+
+
+def test_group_members_from_healthy_kiosks() -> None:
+    fleet = [
+        _inst("k2", meta={"groups": "lobby, H1"}),
+        _inst("k1", meta={"groups": "lobby"}),
+        _inst("k3", healthy=False, meta={"groups": "lobby"}),
+        _inst("k4", meta={"groups": ""}),
+    ]
+    assert group_members(fleet) == {"H1": ["k2"], "lobby": ["k1", "k2"]}
 
 
 def _get(url: str) -> bytes:
