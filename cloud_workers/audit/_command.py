@@ -39,7 +39,13 @@ def run_follow(args: argparse.Namespace) -> int:
         out.flush()
 
     follower = AuditFollower(
-        AuditFollowerConfig(group_id=args.group, dlq=args.dlq), ctx.settings, ctx.keyring, ctx.metrics, emit
+        AuditFollowerConfig(
+            group_id=args.group, dlq=args.dlq, state_path=ctx.settings.state_dir / "chains" / f"{args.group}.db"
+        ),
+        ctx.settings,
+        ctx.keyring,
+        ctx.metrics,
+        emit,
     )
 
     async def main(stop: asyncio.Event) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 from faststream import AckPolicy
@@ -38,6 +39,8 @@ class AuditFollowerConfig:
     dlq: bool = False
     audit_topic: str = AUDIT.name
     dlq_topic: str = DLQ.name
+    #: Chain state of the gateways' audit chains across restarts (``streams.ChainStore``); ``None``: memory only.
+    state_path: Path | None = None
 
 
 def audit_to_json(event: Accepted) -> dict[str, Any]:
@@ -98,6 +101,7 @@ class AuditFollower:
                 title=config.audit_topic,
                 description=_AUDIT_DOC,
                 payload_schema=audit_envelope_schema(),
+                state_path=config.state_path,
             ),
             self.broker,
             settings,
@@ -137,7 +141,10 @@ class AuditFollower:
 
     async def stop(self) -> None:
         self.audit.request_stop()
-        await self.broker.stop()
+        try:
+            await self.broker.stop()
+        finally:
+            self.audit.close()
 
     async def __aenter__(self) -> AuditFollower:
         await self.start()

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from aiokafka import ConsumerRebalanceListener
@@ -25,7 +26,7 @@ from cloud_workers.hospital._security import faststream_security
 from cloud_workers.hospital._spec_schemas import DEAD_LETTER_SCHEMA, envelope_schema
 from cloud_workers.hospital._verdict import Accepted, Duplicate, EnvelopeDecoder, Rejected, Verdict, internal_error
 from schemas import RejectReason
-from streams import DLQ, BusMetrics, BusSettings, EnvelopeRejected, Keyring
+from streams import DLQ, BusMetrics, BusSettings, ChainStore, EnvelopeRejected, Keyring
 from streams._dlq import dead_letter_for
 
 __all__ = ["Outcome", "Sink", "VerifiedSubscriber", "VerifiedSubscriberConfig", "kafka_broker"]
@@ -52,18 +53,22 @@ class VerifiedSubscriberConfig:
     description: str | None = None
     #: JSON Schema of the records on ``topic`` for the AsyncAPI document (the envelope's, by default).
     payload_schema: dict[str, Any] | None = None
+    #: SQLite file keeping the chain state with the offsets it reflects (``streams.ChainStore``), so a restart
+    #: neither takes a replayed old envelope as a new baseline nor delivers a record twice; ``None``: memory only.
+    state_path: Path | None = None
 
 
 class _Assigned(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, event: asyncio.Event) -> None:
-        self._event = event
+    def __init__(self, owner: VerifiedSubscriber) -> None:
+        self._owner = owner
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         return None
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self._owner._resume(assigned)
         if assigned:
-            self._event.set()
+            self._owner.assigned.set()
 
 
 def kafka_broker(settings: BusSettings, client_id: str, *, description: str | None = None) -> KafkaBroker:
@@ -97,6 +102,12 @@ class VerifiedSubscriber:
         self._sink = sink
         self.decoder = EnvelopeDecoder(keyring, decrypt=config.decrypt)
         self.assigned = asyncio.Event()
+        self._store = ChainStore(config.state_path) if config.state_path is not None else None
+        self._stored_offsets: dict[tuple[str, int], int] = {}
+        self._forgotten: list[tuple[str, str]] = []
+        if self._store is not None:
+            links, self._stored_offsets = self._store.load()
+            self.decoder.chain.restore(links)
         self.handled = 0
         self.duplicates = 0
         self.dead_lettered = 0
@@ -115,7 +126,7 @@ class VerifiedSubscriber:
             auto_offset_reset=config.auto_offset_reset,
             ack_policy=AckPolicy.MANUAL,
             decoder=self.decoder,
-            listener=_Assigned(self.assigned),
+            listener=_Assigned(self),
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
             title=config.title or config.topic,
             description=config.description,
@@ -123,6 +134,7 @@ class VerifiedSubscriber:
 
         async def on_record(body: Verdict, msg: KafkaMessage) -> None:
             await self.settle(body)
+            await self._persist(body)
             await msg.ack()
 
         # FastStream reads the body's schema from the annotation; this module's annotations are strings.
@@ -137,6 +149,40 @@ class VerifiedSubscriber:
     def request_stop(self) -> None:
         """Stop retrying a dead letter (the record stays uncommitted and is read again after a restart)."""
         self._stopping = True
+
+    def close(self) -> None:
+        """Close the chain store (after the broker has stopped)."""
+        if self._store is not None:
+            self._store.close()
+
+    async def _resume(self, assigned: Any) -> None:
+        """Start each newly assigned partition right after the last record the stored chain state reflects."""
+        consumer = getattr(self.subscriber, "consumer", None)
+        if consumer is None or not self._stored_offsets:
+            return
+        for tp in assigned:
+            stored = self._stored_offsets.get((tp.topic, tp.partition))
+            if stored is None:
+                continue
+            try:
+                committed = await consumer.committed(tp)
+            except KafkaError:
+                committed = None
+            if committed is not None and committed > stored:
+                # Another member of the group moved past us: our links fed from this partition are stale.
+                self._forgotten += self.decoder.chain.forget_source(f"{tp.topic}/{tp.partition}")
+                continue
+            consumer.seek(tp, stored)
+
+    async def _persist(self, verdict: Verdict) -> None:
+        """Chain changes and the next offset, durably, before the offset is committed to Kafka."""
+        if self._store is None:
+            return
+        record = verdict.record
+        offsets = {(record.topic, record.partition): record.offset + 1}
+        self._stored_offsets.update(offsets)
+        links, forgotten, self._forgotten = self.decoder.chain.take_dirty(), self._forgotten, []
+        await asyncio.to_thread(self._store.commit, links, offsets, forgotten)
 
     async def settle(self, verdict: Verdict) -> Outcome:
         """Bring ``verdict`` to its one outcome; never raises (except on cancellation)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from google.protobuf.json_format import MessageToDict
@@ -21,6 +22,8 @@ class SubscriberConfig:
     hospital_id: str
     group_id: str | None = None
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    #: Chain state file (default ``<state_dir>/chains/<group>.db``).
+    state_path: Path | None = None
 
 
 def event_to_json(event: Accepted) -> dict[str, Any]:
@@ -55,6 +58,7 @@ class HospitalSubscriber:
     ) -> None:
         self.config = config
         topic = hospital_topic(config.hospital_id)
+        group = config.group_id or f"hospital-{config.hospital_id}"
         self.broker = kafka_broker(
             settings,
             settings.client_id,
@@ -63,13 +67,14 @@ class HospitalSubscriber:
         self.app = VerifiedSubscriber(
             VerifiedSubscriberConfig(
                 topic=topic,
-                group_id=config.group_id or f"hospital-{config.hospital_id}",
+                group_id=group,
                 worker=f"subscriber-{config.hospital_id}",
                 decrypt=True,
                 hospital_id=config.hospital_id,
                 auto_offset_reset=config.auto_offset_reset,
                 title=topic,
                 description=_HOSPITAL_TOPIC_DOC,
+                state_path=config.state_path or settings.state_dir / "chains" / f"{group}.db",
             ),
             self.broker,
             settings,
@@ -83,7 +88,10 @@ class HospitalSubscriber:
 
     async def stop(self) -> None:
         self.app.request_stop()
-        await self.broker.stop()
+        try:
+            await self.broker.stop()
+        finally:
+            self.app.close()
 
     async def __aenter__(self) -> HospitalSubscriber:
         await self.start()

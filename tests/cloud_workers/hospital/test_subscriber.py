@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -60,13 +61,22 @@ async def _dead_letters(settings: BusSettings, source_topic: str, n: int) -> lis
     return sorted(out, key=lambda d: d.source_offset)
 
 
-def _app(settings: BusSettings, keyring: Keyring, topic: str, group: str, sink: Callable[[Accepted], None]):  # type: ignore[no-untyped-def]
+def _app(  # type: ignore[no-untyped-def]
+    settings: BusSettings,
+    keyring: Keyring,
+    topic: str,
+    group: str,
+    sink: Callable[[Accepted], None],
+    state: Path | None = None,
+):
     async def async_sink(event: Accepted) -> None:
         sink(event)
 
     broker = kafka_broker(settings, f"test-{group}")
     app = VerifiedSubscriber(
-        VerifiedSubscriberConfig(topic=topic, group_id=group, worker="subscriber-test", hospital_id="H1"),
+        VerifiedSubscriberConfig(
+            topic=topic, group_id=group, worker="subscriber-test", hospital_id="H1", state_path=state
+        ),
         broker,
         settings,
         keyring,
@@ -139,3 +149,31 @@ async def test_every_record_has_exactly_one_outcome_and_restarts_resume(
         await asyncio.sleep(0.5)
     assert seen == [(9, 6)]
     assert app2.outcomes == {"handled": 1}
+
+
+async def test_chain_state_survives_a_restart(keyring: Keyring, settings: BusSettings, tmp_path: Path) -> None:
+    """An old envelope replayed while the subscriber was down is a duplicate after the restart, not a new
+    baseline (which would deliver it twice and lock the kiosk's genuine next envelope out as a gap)."""
+    topic = f"test.hospital.{uuid.uuid4().hex[:8]}"
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    await apply_topics(settings, [TopicSpec(name=topic, key="kiosk id", content="t", partitions=1)])
+    k1 = Chain(keyring, "k1", "H1", topic)
+    r1, r2, r3 = (k1.seal(identity("k1", "H1", i)) for i in (1, 2, 3))
+    state = tmp_path / "chains.db"
+    seen: list[tuple[int, int]] = []
+
+    def sink(event: Accepted) -> None:
+        seen.append((event.record.offset, event.envelope.seq))
+
+    broker, app = _app(settings, keyring, topic, group, sink, state)
+    async with TestKafkaBroker(broker, with_real=True):
+        await _publish(settings, topic, [r1.SerializeToString(), r2.SerializeToString()])
+        await _until(lambda: sum(app.outcomes.values()) == 2)
+    app.close()
+    await _publish(settings, topic, [r1.SerializeToString(), r3.SerializeToString()])  # a replay, then seq 3
+    broker2, app2 = _app(settings, keyring, topic, group, sink, state)
+    async with TestKafkaBroker(broker2, with_real=True):
+        await _until(lambda: sum(app2.outcomes.values()) == 2)
+    app2.close()
+    assert seen == [(0, 1), (1, 2), (3, 3)]
+    assert app2.outcomes == {"duplicate": 1, "handled": 1}
