@@ -36,6 +36,8 @@ class UpOptions:
     duration_s: float = 20.0
     bootstrap: str | None = None
     storage: str = "memory"
+    #: The local broker when no bootstrap is given: "tansu" (embedded) or "kafka" (Apache Kafka 4).
+    engine: str = "tansu"
     port: int = 0
     state_dir: Path = Path(".medkiosk")
     keys_dir: Path | None = None
@@ -168,18 +170,20 @@ def run_up(opts: UpOptions) -> UpResult:
     broker = None
     bootstrap = opts.bootstrap
     if bootstrap is None:
-        from streams.broker import EmbeddedBroker, EmbeddedBrokerConfig
+        from streams.broker import make_local_broker
 
-        broker = EmbeddedBroker(
-            EmbeddedBrokerConfig(
-                port=opts.port or free_port(),
-                state_dir=state_dir / "up-broker",
-                storage=opts.storage,  # type: ignore[arg-type]
-            )
+        broker = make_local_broker(
+            "kafka" if opts.engine == "kafka" else "tansu",
+            port=opts.port or free_port(),
+            state_dir=state_dir / "up-broker",
+            storage=opts.storage,  # type: ignore[arg-type]
         )
         broker.start()
         bootstrap = broker.bootstrap
-        say(f"broker: embedded Tansu on {bootstrap} ({opts.storage} storage)")
+        if opts.engine == "kafka":
+            say(f"broker: Apache Kafka (KRaft) on {bootstrap} (log dir under {state_dir / 'up-broker'})")
+        else:
+            say(f"broker: embedded Tansu on {bootstrap} ({opts.storage} storage)")
     procs: list[_Proc] = []
     observe = None
     try:
@@ -203,6 +207,9 @@ def run_up(opts: UpOptions) -> UpResult:
             "MEDKIOSK_STATE_DIR": str(settings.state_dir),
             "PYTHONUNBUFFERED": "1",
         }
+        if broker is not None:
+            # Idempotent producers where our own broker grants them (Apache Kafka; Tansu refuses them).
+            env["MEDKIOSK_ENABLE_IDEMPOTENCE"] = "true" if broker.engine == "kafka" else "false"
         ports = iter(range(opts.metrics_base_port, opts.metrics_base_port + 1000)) if opts.metrics_base_port else None
         if ports is None and opts.prometheus:
             ports = iter(free_port, None)  # Prometheus finds each process's port through the registry

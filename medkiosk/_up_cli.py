@@ -24,7 +24,7 @@ def _up(args: argparse.Namespace) -> int:
 
     if args.broker_outage and args.bootstrap:
         raise SystemExit("--broker-outage needs the embedded broker (drop --bootstrap)")
-    if args.broker_outage and args.storage == "memory":
+    if args.broker_outage and args.storage == "memory" and args.engine == "tansu":
         print("warning: a memory-storage broker forgets everything when it stops; use --storage s3", flush=True)
     result = run_up(
         UpOptions(
@@ -34,6 +34,7 @@ def _up(args: argparse.Namespace) -> int:
             duration_s=args.duration,
             bootstrap=args.bootstrap,
             storage=args.storage,
+            engine=args.engine,
             port=args.port,
             state_dir=args.state_dir,
             keys_dir=args.keys_dir,
@@ -67,6 +68,12 @@ def add_up_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     up.add_argument("--duration", type=float, default=20.0, help="seconds of traffic (default 20)")
     up.add_argument("--bootstrap", help="use this Kafka cluster instead of the embedded broker")
     up.add_argument("--storage", choices=["memory", "s3"], default="memory", help="embedded broker storage")
+    up.add_argument(
+        "--engine",
+        choices=["tansu", "kafka"],
+        default="tansu",
+        help="local broker: tansu (embedded, no Java; default) or kafka (Apache Kafka 4, KRaft, durable log dir)",
+    )
     up.add_argument("--port", type=int, default=0, help="embedded broker port (default: a free port)")
     up.add_argument("--state-dir", type=Path, default=Path(".medkiosk"), help="where keys, outboxes and logs go")
     up.add_argument("--keys-dir", type=Path, help="keys directory (default <state-dir>/keys)")
