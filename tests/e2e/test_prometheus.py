@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -134,6 +136,36 @@ def test_prometheus_sees_the_fleet_and_alerts_on_an_outage(tmp_path: Path) -> No
         assert all(r["value"][1] == "1" for r in ups), ups
         kiosk = next(r for r in ups if r["metric"]["job"] == "medkiosk-kiosk")
         assert kiosk["metric"]["hospital"] == "H01" and kiosk["metric"]["medkiosk_instance"] == "kiosk-H01-01"
+
+        # The same fleet through the registry itself, as an operator sees it.
+        bootstrap = next(m.group(1) for line in lines if (m := re.match(r"broker: .* on (\S+:\d+)", line)))
+        listed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "medkiosk",
+                "discover",
+                "list",
+                "--json",
+                "--bootstrap",
+                bootstrap,
+                "--keys-dir",
+                str(tmp_path / "up" / "up" / "keys" / "registry"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        fleet = {(i["service"], i["instance_id"]): i for i in map(json.loads, listed.stdout.splitlines())}
+        assert set(fleet) == {
+            ("kiosk", "kiosk-H01-01"),
+            ("cloud-gateway", "gateway-1"),
+            ("hospital-subscriber", "subscriber-H01"),
+        }, fleet
+        assert all(i["healthy"] for i in fleet.values()), fleet
+        kiosk_meta = fleet[("kiosk", "kiosk-H01-01")]["meta"]
+        assert kiosk_meta["hospital"] == "H01" and "triage" in kiosk_meta and kiosk_meta["role"] == "kiosk"
 
         def sampled() -> bool:
             names = set(_api(f"{prom}/api/v1/label/__name__/values"))
