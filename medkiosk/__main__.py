@@ -13,6 +13,7 @@ __all__ = ["build_parser", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     from cloud_workers._cli import add_cloud_commands
+    from cloud_workers.autoscaler._cli import add_autoscaler_commands
     from edge_agent._cli import add_edge_commands
     from medkiosk._fl_cli import add_fl_commands
     from medkiosk._up_cli import add_up_command
@@ -34,12 +35,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_outbox_commands(sub)
     add_edge_commands(sub)
     add_cloud_commands(sub)
+    add_autoscaler_commands(sub)
     add_fl_commands(sub)
     add_discover_commands(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from medkiosk._compat import backport_timeout_error
+
+    backport_timeout_error()  # a no-op on 3.11+; before any role module is imported
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -23,6 +23,8 @@ COMMANDS = [
     ["audit", "replay"],
     ["audit", "follow"],
     ["control", "scale"],
+    ["autoscaler"],
+    ["autoscaler", "train"],
     ["edge"],
     ["emulate", "rfid"],
     ["emulate", "patients"],

@@ -3,8 +3,6 @@ kiosk's own command check accepts and turns into a change; holds send nothing.""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
@@ -54,14 +52,8 @@ async def read_all(settings: BusSettings, n: int) -> list[ConsumerRecord[bytes, 
     consumer = AIOKafkaConsumer(**settings.kafka_kwargs(), enable_auto_commit=False)
     await consumer.start()
     try:
-        parts = consumer.partitions_for_topic(CONTROL_SCALING.name) or set()
-        for _ in range(50):
-            if parts:
-                break
-            await asyncio.sleep(0.1)
-            await consumer.topics()
-            parts = consumer.partitions_for_topic(CONTROL_SCALING.name) or set()
-        tps = [TopicPartition(CONTROL_SCALING.name, p) for p in parts]
+        # apply_topics created the topic with the settings' partition count.
+        tps = [TopicPartition(CONTROL_SCALING.name, p) for p in range(settings.topic_partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         out: list[ConsumerRecord[bytes, bytes]] = []
