@@ -289,5 +289,12 @@ class KafkaRegistry(RegistryBase):
         self._task = self._probe_task = None
         reader, self._reader = self._reader, None
         if reader is not None:
-            await reader.stop()
+            try:
+                await reader.stop()
+            except asyncio.CancelledError:
+                # aiokafka's consumer, stopped while the broker is away, can surface its inner cancellation;
+                # only a cancellation of this task itself goes on.
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
         await self._drop_producer()
