@@ -19,6 +19,8 @@ may set, ``urn:medkiosk`` by default):
 from __future__ import annotations
 
 import datetime as dt
+import math
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +31,7 @@ from cloud_workers.hospital._verdict import Accepted
 from schemas import IdentityCheck, IdentityVerdict, InferenceResult
 from streams import hospital_topic
 
-__all__ = ["FhirMapper", "fhir_instant", "subscription_topic", "topic_url", "validate"]
+__all__ = ["FhirMapper", "UnmappableEvent", "fhir_instant", "subscription_topic", "topic_url", "validate"]
 
 DEFAULT_BASE = "urn:medkiosk"
 _NS = uuid.UUID("6f1d2a4e-8a43-5b8e-9d6c-2f3b1e0c7a55")  # fixed: the same event always gets the same ids
@@ -40,10 +42,39 @@ _TEST_DATA = {
 }
 
 
+#: FHIR ``string``: any characters except whitespace other than space, CR, LF and tab; never empty.
+_STRING = re.compile(r"[ \r\n\t\S]+")
+#: FHIR ``code``: no leading/trailing whitespace, single spaces inside.
+_CODE = re.compile(r"[^\s]+( [^\s]+)*")
+
+
+class UnmappableEvent(ValueError):
+    """An authentic event with a value FHIR cannot carry as it is (we refuse rather than alter it)."""
+
+
+def _string(value: str, what: str) -> str | None:
+    """``value`` as a FHIR string, ``None`` when empty; refuses (never rewrites) what FHIR cannot hold."""
+    if not value:
+        return None
+    if not _STRING.fullmatch(value):
+        raise UnmappableEvent(f"{what} {value!r} is not a FHIR string")
+    return value
+
+
 def fhir_instant(ns: int) -> str:
     """Unix nanoseconds as a FHIR ``instant`` (UTC, microseconds)."""
     moment = dt.datetime.fromtimestamp(ns // 1000 / 1e6, tz=dt.UTC)
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _instant_or_none(ns: int) -> str | None:
+    """A FHIR instant for a time taken from the event body, ``None`` when unset or outside years 1-9999."""
+    if ns <= 0:
+        return None
+    try:
+        return fhir_instant(ns)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def topic_url(hospital_id: str, base: str = DEFAULT_BASE) -> str:
@@ -95,8 +126,23 @@ def subscription_topic(hospital_id: str, base: str = DEFAULT_BASE) -> dict[str, 
     }
 
 
-def _ref(base: str, kind: str, resource: str, value: str) -> dict[str, Any]:
-    return {"type": resource, "identifier": {"system": f"{base}:{kind}", "value": value}}
+def _ref(base: str, kind: str, resource: str, value: str) -> dict[str, Any] | None:
+    text = _string(value, kind)
+    return None if text is None else {"type": resource, "identifier": {"system": f"{base}:{kind}", "value": text}}
+
+
+def _put(out: dict[str, Any], key: str, value: Any) -> None:
+    if value is not None:
+        out[key] = value
+
+
+def _absent(score: float) -> str | None:
+    """The data-absent-reason code for a score FHIR's decimal cannot hold."""
+    if math.isnan(score):
+        return "not-a-number"
+    if math.isinf(score):
+        return "positive-infinity" if score > 0 else "negative-infinity"
+    return None
 
 
 @dataclass(kw_only=True)
@@ -110,9 +156,11 @@ class FhirMapper:
     events: int = field(default=0, init=False)
 
     def notification(self, event: Accepted) -> dict[str, Any]:
-        """The ``subscription-notification`` Bundle for one event (raises ``TypeError`` on other schemas)."""
+        """The ``subscription-notification`` Bundle for one event (raises ``TypeError`` on other schemas and
+        ``UnmappableEvent`` on a value FHIR cannot carry unchanged)."""
         env = event.envelope
         key = f"{env.producer_id}/{env.stream}/{env.seq}"
+        _string(key, "event key")
         focus = self._focus(event.message, key, env.timestamp)
         self.events += 1
         focus_id = focus["id"]
@@ -179,9 +227,11 @@ class FhirMapper:
                     ]
                 }
             ],
-            "serviceProvider": _ref(b, "hospital", "Organization", check.hospital_id),
-            "location": [{"location": _ref(b, "kiosk", "Location", check.kiosk_id)}],
         }
+        _put(out, "serviceProvider", _ref(b, "hospital", "Organization", check.hospital_id))
+        kiosk = _ref(b, "kiosk", "Location", check.kiosk_id)
+        if kiosk is not None:
+            out["location"] = [{"location": kiosk}]
         if verified:
             out["subjectStatus"] = {
                 "coding": [
@@ -192,10 +242,10 @@ class FhirMapper:
                     }
                 ]
             }
-        if check.card.card_number:
-            out["subject"] = _ref(b, "card", "Patient", check.card.card_number)
-        if check.card.read_at:
-            out["actualPeriod"] = {"start": fhir_instant(check.card.read_at)}
+        _put(out, "subject", _ref(b, "card", "Patient", check.card.card_number))
+        start = _instant_or_none(check.card.read_at)
+        if start is not None:
+            out["actualPeriod"] = {"start": start}
         return out
 
     def _observation(
@@ -203,24 +253,37 @@ class FhirMapper:
     ) -> dict[str, Any]:
         b = self.base
         identifiers = [*ident]
-        if result.request_id:
-            identifiers.append({"system": f"{b}:triage-request", "value": result.request_id})
-        components: list[dict[str, Any]] = [
-            {
-                "code": {"text": f"department: {score.department}"},
-                "valueQuantity": {
+        request = _string(result.request_id, "request id")
+        if request is not None:
+            identifiers.append({"system": f"{b}:triage-request", "value": request})
+        components: list[dict[str, Any]] = []
+        for score in result.ranking:
+            department = _string(score.department, "department") or "(unnamed)"
+            component: dict[str, Any] = {"code": {"text": f"department: {department}"}}
+            absent = _absent(float(score.score))
+            if absent is None:
+                component["valueQuantity"] = {
                     "value": round(float(score.score), 6),
                     "unit": "1",
                     "system": "http://unitsofmeasure.org",
                     "code": "1",
-                },
-            }
-            for score in result.ranking
-        ]
-        components += [{"code": {"text": "reported symptom"}, "valueString": s} for s in result.symptoms]
-        model = {"system": f"{b}:triage-model", "code": result.model_name or "unknown"}
-        if result.model_version:
-            model["version"] = result.model_version
+                }
+            else:
+                component["dataAbsentReason"] = {
+                    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": absent}]
+                }
+            components.append(component)
+        for symptom in result.symptoms:
+            text = _string(symptom, "symptom")
+            if text is not None:
+                components.append({"code": {"text": "reported symptom"}, "valueString": text})
+        coding: list[dict[str, Any]] = []
+        if result.model_name and _CODE.fullmatch(result.model_name):
+            model: dict[str, Any] = {"system": f"{b}:triage-model", "code": result.model_name}
+            _put(model, "version", _string(result.model_version, "model version"))
+            coding.append(model)
+        name = _string(result.model_name, "model name")
+        what = f"kiosk triage ({name})" if name else "kiosk triage"
         out: dict[str, Any] = {
             "resourceType": "Observation",
             "id": rid,
@@ -238,13 +301,16 @@ class FhirMapper:
                     ]
                 }
             ],
-            "code": {"coding": [model], "text": "kiosk triage: departments ranked for the reported symptoms"},
+            "code": {**({"coding": coding} if coding else {}), "text": f"{what}: departments ranked for the symptoms"},
             "effectiveDateTime": fhir_instant(timestamp_ns),
-            "device": _ref(b, "kiosk", "Device", result.kiosk_id),
-            "performer": [_ref(b, "hospital", "Organization", result.hospital_id)],
         }
-        if result.engine:
-            out["method"] = {"text": f"inference engine: {result.engine}"}
+        _put(out, "device", _ref(b, "kiosk", "Device", result.kiosk_id))
+        performer = _ref(b, "hospital", "Organization", result.hospital_id)
+        if performer is not None:
+            out["performer"] = [performer]
+        engine = _string(result.engine, "engine")
+        if engine is not None:
+            out["method"] = {"text": f"inference engine: {engine}"}
         if components:
             out["component"] = components
         return out
