@@ -49,6 +49,10 @@ class UpOptions:
     kiosk_mode: str = "edge"
     #: Federated-learning rounds to run alongside the kiosks (0: none).
     fl_rounds: int = 0
+    #: Run the predictive autoscaler on the kiosks' telemetry (its actions go in the summary).
+    autoscaler: bool = True
+    #: A trained LSTM checkpoint (file or directory) for it; default: exponential smoothing.
+    autoscaler_checkpoint: Path | None = None
     #: Run a real Prometheus on loopback that finds every process through the registry's SD endpoint.
     prometheus: bool = False
     prometheus_interval_s: float = 5.0
@@ -191,11 +195,13 @@ def run_up(opts: UpOptions) -> UpResult:
         reports = asyncio.run(apply_topics(settings, topics_for(hospitals)))
         counts = Counter(r.status for r in reports)
         say(f"topics: {counts['created']} created, {counts['ok']} ok, {counts['mismatch']} mismatched")
-        services = ["gateway-1", *(f"subscriber-{h}" for h in hospitals)]  # subscribers sign registry heartbeats
+        # Subscribers sign registry heartbeats; the autoscaler signs scaling commands.
+        services = ["gateway-1", "autoscaler-1", *(f"subscriber-{h}" for h in hospitals)]
         created = init_dev_keys(keys_dir, hospitals=hospitals, kiosks=kiosks, services=services)
         say(f"keys: {keys_dir} ({len(created)} new files)")
         role_keys = run_dir / "keys"
         export_role(keys_dir, role_keys / "gateway-1", producer_id="gateway-1")
+        export_role(keys_dir, role_keys / "autoscaler-1", producer_id="autoscaler-1")
         for h in hospitals:
             export_role(keys_dir, role_keys / f"hospital-{h}", producer_id=f"subscriber-{h}", hospitals=[h])
         for k, h in kiosks.items():
@@ -240,6 +246,13 @@ def run_up(opts: UpOptions) -> UpResult:
             for h in hospitals
         ]
         workers = [gateway, *subs]
+        scaler = None
+        if opts.autoscaler:
+            from medkiosk._up_autoscaler import AutoscalerLaunch
+
+            argv = AutoscalerLaunch(checkpoint=opts.autoscaler_checkpoint).argv(common("autoscaler-1", "autoscaler-1"))
+            scaler = _Proc("autoscaler-1", argv, env, logs, procs)
+            workers.append(scaler)
         stats_dir = run_dir / "stats"
         ready_deadline = time.monotonic() + 60
         while not all(_read_stats(stats_dir / f"{p.name}.json").get("ready") for p in workers):
@@ -384,6 +397,10 @@ def run_up(opts: UpOptions) -> UpResult:
             "e2e_p50_ms": _percentile(outputs.e2e_ms, 50),
             "e2e_p99_ms": _percentile(outputs.e2e_ms, 99),
         }
+        if scaler is not None:
+            scaler.terminate()
+            scaler.wait(30)
+            summary["autoscaler"] = AutoscalerLaunch.summary(_read_stats(stats_dir / "autoscaler-1.json"), kiosk_stats)
         if fl_proc is not None:
             say("waiting for the federated-learning rounds to finish")
             rc = fl_proc.wait(opts.drain_timeout_s * 3)

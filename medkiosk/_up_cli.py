@@ -43,6 +43,8 @@ def _up(args: argparse.Namespace) -> int:
             seed=args.seed,
             kiosk_mode=args.kiosk_mode,
             fl_rounds=args.fl_rounds,
+            autoscaler=not args.no_autoscaler,
+            autoscaler_checkpoint=args.autoscaler_checkpoint,
             prometheus=args.prometheus,
             prometheus_interval_s=args.prometheus_interval,
         )
@@ -89,6 +91,8 @@ def add_up_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     up.add_argument(
         "--fl-rounds", type=int, default=0, help="also run this many federated-learning rounds (summary key 'fl')"
     )
+    up.add_argument("--no-autoscaler", action="store_true", help="do not run the autoscaler (summary key 'autoscaler')")
+    up.add_argument("--autoscaler-checkpoint", type=Path, help="LSTM checkpoint for the autoscaler")
     up.add_argument(
         "--prometheus",
         action="store_true",

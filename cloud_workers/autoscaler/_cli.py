@@ -78,6 +78,7 @@ def _config(args: argparse.Namespace) -> Any:
         deployments=deployments,
         forecaster=args.forecaster or env.forecaster,
         checkpoint=args.checkpoint or env.checkpoint,
+        min_history=args.min_history,
         keda_port=args.keda_port if args.keda_port is not None else env.keda_port,
         keda_host=args.keda_host or env.keda_host,
         kube=kube,
@@ -134,6 +135,7 @@ def add_autoscaler_commands(sub: argparse._SubParsersAction[argparse.ArgumentPar
     p.add_argument("--max-replicas", type=int, default=8)
     p.add_argument("--scale-out-cooldown", type=float, default=30.0)
     p.add_argument("--scale-in-cooldown", type=float, default=120.0)
+    p.add_argument("--min-history", type=int, default=6, help="buckets before the forecast is used")
     p.add_argument("--group", action="append", default=[], help="NAME=KIOSK,KIOSK: a group:NAME target")
     p.add_argument("--groups-only", action="store_true", help="scale groups, not single kiosks")
     p.add_argument(
