@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from medkiosk._compat import backport_timeout_error
+
+    backport_timeout_error()  # a no-op on 3.11+; before any role module is imported
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

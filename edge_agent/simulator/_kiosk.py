@@ -9,9 +9,12 @@ import asyncio
 import contextlib
 import random
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from prometheus_client import CollectorRegistry, Gauge
 
 from schemas import CardRead, IdentityCheck, IdentityVerdict, LivenessResult
 from streams import KIOSK_IDENTITY, BusMetrics, BusSettings, Keyring, Outbox, OutboxSender, SealRequest
@@ -66,8 +69,24 @@ class SimulatedKioskConfig:
     hospital_id: str
     rate_hz: float = 5.0
     seed: int = 0
+    #: Identity checks per second the simulated kiosk could handle: ``medkiosk_kiosk_load`` is
+    #: ``rate_hz / capacity_hz`` (capped at 1), so the kiosk-load trigger, alert and panel have data wherever
+    #: simulated kiosks stand in for real ones (compose).
+    capacity_hz: float = 10.0
     #: Defaults to ``<state_dir>/<kiosk_id>/outbox.db``.
     outbox_path: Path | None = None
+
+
+_LOAD_GAUGES: weakref.WeakKeyDictionary[CollectorRegistry, Gauge] = weakref.WeakKeyDictionary()
+
+
+def _load_gauge(registry: CollectorRegistry) -> Gauge:
+    """The agent's ``medkiosk_kiosk_load`` (same name, help and label), once per registry."""
+    gauge = _LOAD_GAUGES.get(registry)
+    if gauge is None:
+        gauge = Gauge("medkiosk_kiosk_load", "Fraction of capacity in use", ["kiosk"], registry=registry)
+        _LOAD_GAUGES[registry] = gauge
+    return gauge
 
 
 class SimulatedKiosk:
@@ -80,6 +99,8 @@ class SimulatedKiosk:
         path = config.outbox_path or settings.state_dir / config.kiosk_id / "outbox.db"
         self.outbox = Outbox(path, signing_key=keyring.signing_key(config.kiosk_id))
         self.sender = OutboxSender(self.outbox, settings, metrics)
+        load = min(1.0, config.rate_hz / config.capacity_hz) if config.capacity_hz > 0 else 0.0
+        _load_gauge(metrics.registry).labels(config.kiosk_id).set(load)
         self.first_seq = self.outbox.chain_for(KIOSK_IDENTITY.name).seq + 1
         self.published = 0
         self._final: dict[str, Any] | None = None

@@ -1,6 +1,13 @@
 # syntax=docker/dockerfile:1
-# Kiosk edge image (Jetson AGX Xavier, JetPack 5.1 / L4T r35.2.1, arm64): the edge agent (sensors, fusion,
-# TensorRT / ONNX Runtime inference, durable outbox, FL client) under supervisord.
+# Kiosk edge image with the GPU engine, for NVIDIA Jetson Orin kiosks (AGX Orin, Orin NX, Orin Nano) on
+# JetPack 6.1 / 6.2 (L4T r36.4, arm64): the edge agent (sensors, fusion, TensorRT FP16 engine, ONNX Runtime
+# fallback, durable outbox, FL client) under supervisord.
+#
+# Hardware and tags:
+#   medkiosk-edge:<v>        this file: Jetson Orin, JetPack 6.1+ (r36.4): CUDA 12.6, TensorRT 10.3
+#   medkiosk-edge-cpu:<v>    edge-cpu.Dockerfile: x86-64 kiosk PCs without a GPU, and (built for arm64) Jetson
+#                            Xavier on JetPack 5 (r35: TensorRT 8.5, which the engine does not target): ONNX
+#                            Runtime on the CPU, same models and answers within tolerance
 #
 #   docker build -f infra/docker/edge.Dockerfile -t medkiosk-edge:0.1.0 .          (on a Jetson, or buildx arm64)
 #   docker run --runtime nvidia --restart unless-stopped \
@@ -9,37 +16,28 @@
 #       -p 9108:9108 medkiosk-edge:0.1.0
 #
 # /etc/medkiosk/kiosk.toml (kiosk id, hospital, serial port, camera, model paths) is per device and mounted
-# at run time; so are the kiosk's keys (its signing key + its hospital's data key, nothing else).
+# at run time; so are the kiosk's keys (its signing key + its hospital's data key, nothing else). The outbox
+# lives in /state: keep that volume, it holds events not yet acknowledged.
 #
-# Since L4T r34 the l4t-base image no longer mounts CUDA / TensorRT from the host: they are installed here
-# from NVIDIA's Jetson apt repository for this L4T release (r35.2, SoC t194 = Xavier).
-FROM nvcr.io/nvidia/l4t-base:r35.2.1
+# Python: the base image's own 3.10 (Ubuntu 22.04), because that is the interpreter NVIDIA's TensorRT Python
+# bindings (python3-libnvinfer, in l4t-jetpack) are built for. The venv sees them through
+# --system-site-packages; the gpu extra installs TensorRT from PyPI only on x86-64 (PyPI's aarch64 wheels are
+# for server ARM and CUDA 13, not Jetson), so pip never replaces them. The kiosk code path is tested on 3.10
+# (tests/infra/test_images.py).
+FROM nvcr.io/nvidia/l4t-jetpack:r36.4.0
 
 ARG DEBIAN_FRONTEND=noninteractive
-ARG L4T_REPO=r35.2
-ARG SOC=t194
-# Extras of the project to install: `edge,gpu` = ONNX Runtime + TensorRT + PyCUDA; `edge` = CPU path only.
+# Extras of the project to install: `edge,gpu` = ONNX Runtime + PyCUDA (+ the base image's TensorRT).
 ARG EXTRAS=edge,gpu
 
-ADD https://repo.download.nvidia.com/jetson/jetson-ota-public.asc /etc/apt/trusted.gpg.d/jetson-ota-public.asc
-RUN chmod 644 /etc/apt/trusted.gpg.d/jetson-ota-public.asc \
-    && printf 'deb https://repo.download.nvidia.com/jetson/common %s main\ndeb https://repo.download.nvidia.com/jetson/%s %s main\n' \
-        "${L4T_REPO}" "${SOC}" "${L4T_REPO}" > /etc/apt/sources.list.d/nvidia-l4t-apt-source.list \
-    && apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates gnupg software-properties-common \
-    && add-apt-repository -y ppa:deadsnakes/ppa \
-    && apt-get update \
+RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        python3 python3-pip \
-        python3.11 python3.11-venv python3.11-dev \
+        python3 python3-venv python3-dev python3-pip \
         build-essential \
         supervisor \
         libglib2.0-0 \
-        cuda-toolkit-11-4 \
-        libnvinfer8 libnvinfer-plugin8 libnvonnxparsers8 libnvparsers8 \
     && rm -rf /var/lib/apt/lists/*
 
-# The project needs Python >= 3.11; Ubuntu 20.04 (L4T r35) ships 3.8, hence python3.11 in its own venv.
 ENV CUDA_HOME=/usr/local/cuda \
     PATH=/opt/medkiosk/venv/bin:/usr/local/cuda/bin:${PATH} \
     LD_LIBRARY_PATH=/usr/local/cuda/lib64:/usr/lib/aarch64-linux-gnu/tegra \
@@ -47,7 +45,10 @@ ENV CUDA_HOME=/usr/local/cuda \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN python3.11 -m venv /opt/medkiosk/venv && pip install --upgrade pip setuptools wheel
+# Fails the build on a base without TensorRT 10's Python bindings (e.g. a JetPack 6.0 / r36.3 base: TensorRT 8.6).
+RUN python3 -c "import sys, tensorrt; assert sys.version_info[:2] == (3, 10); assert tensorrt.__version__.startswith('10.'), tensorrt.__version__" \
+    && python3 -m venv --system-site-packages /opt/medkiosk/venv \
+    && pip install --upgrade pip setuptools wheel
 
 # Serial reader (dialout) and camera (video) access without root.
 RUN groupadd --system --gid 10001 medkiosk \
@@ -63,7 +64,9 @@ COPY streams/ streams/
 COPY schemas/ schemas/
 COPY edge_agent/ edge_agent/
 COPY cloud_workers/ cloud_workers/
-RUN pip install ".[${EXTRAS}]" && medkiosk --help >/dev/null
+RUN pip install ".[${EXTRAS}]" \
+    && medkiosk --help >/dev/null && medkiosk edge --help >/dev/null \
+    && python -c "import tensorrt, pycuda.driver; print('TensorRT', tensorrt.__version__)"
 
 COPY infra/supervisord/edge.conf /etc/supervisor/supervisord.conf
 

@@ -21,8 +21,11 @@ ROOT = Path(__file__).resolve().parents[2]
 EXTRA_MODULES = {
     "edge": {"serial", "serial_asyncio", "cv2", "numpy", "onnx", "onnxruntime"},
     "gpu": {"tensorrt", "pycuda"},
-    "cloud": {"numpy", "phe", "gmpy2", "sklearn", "opacus", "torch", "matplotlib", "faststream"},
+    "cloud": {"numpy", "phe", "gmpy2", "sklearn", "opacus", "torch", "matplotlib", "faststream", "fhir"},
     "durable": {"moto", "boto3"},
+    "discovery": {"httpx", "consul"},
+    "trainer": {"monai", "lightning", "transformers", "einops", "pydicom", "torchmetrics"},
+    "autoscaler": {"kubernetes", "grpc"},
 }
 ALL = set().union(*EXTRA_MODULES.values())
 

@@ -462,11 +462,22 @@ def test_cloud_dockerfile() -> None:
 
 def test_edge_dockerfile_and_supervisord() -> None:
     instructions = _dockerfile("edge.Dockerfile")
-    assert instructions[0] == ("FROM", "nvcr.io/nvidia/l4t-base:r35.2.1")
+    # JetPack 6.1+ (r36.4): TensorRT 10, the API the engine is written against; its bindings are for the
+    # base's Python 3.10, so the venv is that Python's, with the system site-packages, not a PPA's 3.11.
+    assert instructions[0] == ("FROM", "nvcr.io/nvidia/l4t-jetpack:r36.4.0")
     assert ("ARG", "EXTRAS=edge,gpu") in instructions
+    runs = " ".join(rest for ins, rest in instructions if ins == "RUN")
+    assert "python3 -m venv --system-site-packages /opt/medkiosk/venv" in runs
+    assert "deadsnakes" not in runs and "python3.11" not in runs
+    assert "tensorrt.__version__.startswith('10.')" in runs
     assert any(ins == "COPY" and "infra/supervisord/edge.conf" in rest for ins, rest in instructions)
     assert instructions[-1][0] == "CMD" and "supervisord" in instructions[-1][1]
     _copy_sources_exist(instructions)
+    cpu = _dockerfile("edge-cpu.Dockerfile")
+    assert cpu[0] == ("FROM", "python:3.11-slim")
+    assert any(ins == "RUN" and 'pip install ".[edge]"' in rest for ins, rest in cpu)
+    assert any(ins == "COPY" and "infra/supervisord/edge.conf" in rest for ins, rest in cpu)
+    _copy_sources_exist(cpu)
 
     conf = configparser.ConfigParser(interpolation=None)
     conf.read(INFRA / "supervisord" / "edge.conf")
@@ -482,7 +493,10 @@ def test_edge_dockerfile_and_supervisord() -> None:
 
 def test_dockerignore_keeps_secrets_and_venvs_out() -> None:
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
-    assert {".git", ".venv", ".tools", ".medkiosk", "*.pem", "*.key"} <= ignored
+    assert {".git", ".venv", ".tools", ".medkiosk"} <= ignored
+    # Key files at any depth, not only at the context root.
+    assert {"**/*.pem", "**/*.key", "**/keys.tar.gz", "**/.medkiosk"} <= ignored
+    assert not ({"*.pem", "*.key"} & ignored), "root-only key patterns give a false sense of safety"
 
 
 def test_drain_orphan_job_mounts_a_gateway_claim() -> None:
