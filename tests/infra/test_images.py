@@ -343,9 +343,30 @@ def test_cloud_roles_start_and_keep_patient_data_out_of_logs(
 
     lines = [json.loads(line) for line in events.read_text().splitlines()]
     assert len(lines) >= 20
-    private = {v for line in lines for v in _leaves(line["event"]) if len(v) >= 4}
-    private -= {"kiosk-a1", "hosp-a", "true", "True"}
+    private = _private_values(lines)
     assert private, "the decrypted events carry values to look for"
-    for name, text in logs.items():
-        leaked = sorted(v for v in private if v in text)
-        assert not leaked, f"{name}'s log carries decrypted values: {leaked[:5]}"
+    leaked = _leaks(private, logs)
+    assert not leaked, f"logs carry decrypted values: {leaked}"
+
+
+def _private_values(lines: list[dict[str, Any]]) -> set[str]:
+    """Every decrypted leaf value worth looking for (not the ids a log may name)."""
+    values = {v for line in lines for v in _leaves(line["event"]) if len(v) >= 4}
+    return values - {"kiosk-a1", "hosp-a", "true", "True"}
+
+
+def _leaks(private: set[str], logs: dict[str, str]) -> dict[str, list[str]]:
+    out = {name: sorted(v for v in private if v in text)[:5] for name, text in logs.items()}
+    return {name: found for name, found in out.items() if found}
+
+
+def test_leak_check_finds_an_event_in_a_log() -> None:
+    """The check above is not vacuous: one event echoed into a log is found."""
+    event = {"event": {"card": {"card_number": "4929120349981", "kiosk_id": "kiosk-a1"}, "verdict": "NOT_LIVE"}}
+    private = _private_values([event])
+    assert "4929120349981" in private and "kiosk-a1" not in private
+    clean = {"subscriber": "subscriber-hosp-a: delivered 20 events (kiosk-a1 seq 1..20)"}
+    assert _leaks(private, clean) == {}
+    assert _leaks(private, {"subscriber": f"handled {json.dumps(event)}"}) == {
+        "subscriber": ["4929120349981", "NOT_LIVE"]
+    }
