@@ -375,7 +375,8 @@ def test_k8s_manifests_are_consistent() -> None:
         assert container["ports"][0]["containerPort"] == int(settings["MEDKIOSK_METRICS_PORT"])
         secrets = {v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v}
         hospital = name.removeprefix("medkiosk-subscriber-")
-        expected_keys = "medkiosk-keys-gateway" if name == "medkiosk-gateway" else f"medkiosk-keys-{hospital}"
+        own = {"medkiosk-gateway": "medkiosk-keys-gateway", "medkiosk-autoscaler": "medkiosk-keys-autoscaler"}
+        expected_keys = own.get(name, f"medkiosk-keys-{hospital}")
         assert expected_keys in secrets, name
         assert not any(s.startswith("medkiosk-keys-") and s != expected_keys for s in secrets), name
     # Each gateway replica is a producer of its own: its pod name is its producer id.
@@ -400,7 +401,15 @@ def test_keda_scales_gateway_on_lag_and_kiosk_load() -> None:
     ref = gateway["spec"]["scaleTargetRef"]
     assert any(d["kind"] == ref["kind"] and d["metadata"]["name"] == ref["name"] for d in docs)
     triggers = {t["type"]: t["metadata"] for t in gateway["spec"]["triggers"]}
-    assert set(triggers) == {"kafka", "prometheus"}
+    assert set(triggers) == {"kafka", "prometheus", "external"}
+    # The predictive trigger calls the autoscaler's KEDA scaler for a target the autoscaler actually has.
+    host, port = triggers["external"]["scalerAddress"].rsplit(":", 1)
+    service = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "medkiosk-autoscaler")
+    assert host.split(".")[0] == "medkiosk-autoscaler" and int(port) in {p["port"] for p in service["spec"]["ports"]}
+    scaler = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "medkiosk-autoscaler")
+    args = scaler["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert f"--keda-port={port}" in args
+    assert any(a.startswith("--deployment=") and f'"name": "{triggers["external"]["target"]}"' in a for a in args)
     for trigger in gateway["spec"]["triggers"]:
         for key, value in trigger["metadata"].items():
             assert isinstance(value, str), f"KEDA trigger metadata must be strings: {key}={value!r}"
