@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cloud_workers._fl_policy_args import add_dp_policy_arguments, add_keyholder_policy_arguments
 from streams._service_args import add_service_arguments, lazy_handler
 
 __all__ = ["add_fl_role_commands"]
@@ -42,7 +43,7 @@ def add_fl_role_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     c.add_argument("--clip-norm", type=float, default=5.0)
     c.add_argument("--quant-bits", type=int, default=16)
     c.add_argument("--quant-range", type=float, help="default: the clip norm")
-    c.add_argument("--mask", choices=["random-k", "top-k"], default="random-k")
+    c.add_argument("--mask", choices=["random-k", "top-k", "ema-explore"], default="ema-explore")
     c.add_argument("--mask-fraction", type=float, default=1.0, help="share of coordinates sent per round")
     c.add_argument("--shards", type=int, default=1, help="shards per update (aggregation scales out by shard)")
     c.add_argument("--straggler", choices=["drop", "fold"], default="drop", help="late updates: drop or fold")
@@ -55,6 +56,7 @@ def add_fl_role_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     c.add_argument("--central-delta", type=float, default=1e-5)
     c.add_argument("--noise-seed-file", type=Path, help="secret seed of the central noise")
     c.add_argument("--seed", type=int, default=0, help="seed of the round masks")
+    add_dp_policy_arguments(c)
     _common(c)
     c.set_defaults(func=lazy_handler("cloud_workers.federated._cli:_coordinator"))
 
@@ -81,5 +83,6 @@ def add_fl_role_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
         "publishes the dequantised shard sum, encrypted for the coordinator, on fl.aggregates.v1.",
     )
     k.add_argument("--keyholder-id", default="fl-keyholder", help="this keyholder's producer id")
+    add_keyholder_policy_arguments(k)
     _common(k)
     k.set_defaults(func=lazy_handler("cloud_workers.federated._cli:_keyholder"))

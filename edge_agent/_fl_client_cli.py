@@ -26,7 +26,9 @@ def add_fl_client_command(sub: argparse._SubParsersAction[argparse.ArgumentParse
         "--trainer", default="breast-cancer", help="'breast-cancer' or MODULE:FACTORY (returns a LocalTrainer)"
     )
     c.add_argument("--trainer-arg", action="append", metavar="KEY=VALUE", help="factory argument (JSON value)")
-    c.add_argument("--seed", type=int, default=0, help="seed of this client's training and rounding")
+    c.add_argument("--seed", type=int, default=0, help="unused: noise, sampling and rounding are keyed by the "
+                   "client secret in the keys directory (fl keys export --role client)")  # fmt: skip
+    c.add_argument("--hold-at", help=argparse.SUPPRESS)  # test hook: before_put|after_put:ROUND
     c.add_argument("--chunk-size", type=int, default=64 * 1024, help="bytes per update chunk")
     c.add_argument("--coordinator-id", default="fl-coordinator", help="producer allowed to announce rounds")
     c.add_argument("--models-id", default="fl-coordinator-models", help="producer allowed to publish models")

@@ -48,7 +48,7 @@ class FlRunOptions:
     min_clients: int | None = None
     deadline_s: float = 30.0
     straggler: str = "drop"
-    mask_fraction: float = 1.0
+    mask_fraction: float = 0.3
     shards: int = 1
     central_noise: float = 0.0
     private: bool = True
@@ -141,6 +141,9 @@ def run_fl(opts: FlRunOptions) -> FlRunResult:
     hospitals = [f"H{i + 1:02d}" for i in range(opts.hospitals)]
     clients = {f"fl-client-{h}": h for h in hospitals}
     min_clients = opts.min_clients or min(3, opts.hospitals)
+    if opts.hospitals < 2 or min_clients < 2:
+        raise ValueError("federated learning needs at least 2 hospitals and min_clients >= 2 (secure aggregation "
+                         "of one update is that update in the clear)")  # fmt: skip
 
     evaluator = breast_cancer_trainer(hospital_index=0, hospitals=opts.hospitals, rounds=opts.rounds, seed=opts.seed,
                                       private=False)  # fmt: skip
@@ -158,6 +161,22 @@ def run_fl(opts: FlRunOptions) -> FlRunResult:
         min_per_client=cfg.min_per_client,
     )
     example_scale = split.train.n / opts.hospitals
+    dp_args: list[str] = ["--no-dp-required"]
+    policy_args: list[str] = []
+    if opts.private:
+        from edge_agent.federated._privacy import calibrated_noise_multiplier
+
+        # Every hospital takes batches_per_epoch Poisson batches per epoch, so one policy fits all of them; each
+        # calibrates its own noise with these very numbers (so it meets the policy exactly).
+        rate, steps = 1.0 / cfg.batches_per_epoch, cfg.local_epochs * cfg.batches_per_epoch
+        sigma = calibrated_noise_multiplier(cfg.target_epsilon, cfg.delta, rate, opts.rounds * steps)
+        policy_args = [
+            "--dp-noise-multiplier", repr(sigma), "--dp-max-sample-rate", repr(rate), "--dp-max-steps", str(steps),
+            "--dp-max-grad-norm", repr(cfg.max_grad_norm), "--dp-delta", repr(cfg.delta),
+        ]  # fmt: skip
+        dp_args = ["--max-epsilon", repr(cfg.target_epsilon * (1 + 1e-9)), "--max-delta", repr(cfg.delta)]
+        say(f"DP policy: noise multiplier {sigma:.4f}, sample rate {rate:.4f}, {steps} steps per round, clip "
+            f"{cfg.max_grad_norm}: epsilon <= {cfg.target_epsilon}, delta {cfg.delta}")  # fmt: skip
     centralized = centralized_baseline(opts.seed, cfg)
     say(f"data: {split.train.n} training rows over {opts.hospitals} hospitals (Dirichlet α={cfg.dirichlet_alpha}), "
         f"{split.test.n} test rows; centralized non-private accuracy {centralized:.3f}")  # fmt: skip
@@ -186,7 +205,7 @@ def run_fl(opts: FlRunOptions) -> FlRunResult:
         export_fl_role(keys_root, roles / "keyholder", producers=[KEYHOLDER], domains=["fl"], private_key=True)
         export_fl_role(keys_root, roles / "observer")
         for cid in clients:
-            export_fl_role(keys_root, roles / cid, producers=[cid])
+            export_fl_role(keys_root, roles / cid, producers=[cid], client_secret=True)
         say(f"keys: {opts.key_bits}-bit Paillier pair ({time.monotonic() - t0:.1f} s); private key only in "
             f"{roles / 'keyholder'}")  # fmt: skip
         settings = BusSettings(bootstrap_servers=bootstrap, keys_dir=roles / "observer", state_dir=run_dir / "state")
@@ -200,7 +219,8 @@ def run_fl(opts: FlRunOptions) -> FlRunResult:
             return ["--keys-dir", str(roles / keys), "--stats-file", str(run_dir / "stats" / f"{name}.json")]
 
         logs = run_dir / "logs"
-        procs.append(_Proc(KEYHOLDER, ["fl", "keyholder", *allow, *common(KEYHOLDER, "keyholder")], env, logs))
+        keyholder_argv = ["fl", "keyholder", *allow, "--min-contributors", str(min_clients), *dp_args]
+        procs.append(_Proc(KEYHOLDER, [*keyholder_argv, *common(KEYHOLDER, "keyholder")], env, logs))
         procs.append(_Proc(AGGREGATOR, ["fl", "aggregator", *allow, *common(AGGREGATOR, "aggregator")], env, logs))
         coordinator_argv = [
             "fl", "coordinator", *allow, "--rounds", str(opts.rounds), "--client", ",".join(clients),
@@ -208,12 +228,13 @@ def run_fl(opts: FlRunOptions) -> FlRunResult:
             str(run_dir / "init.npy"), "--clip-norm", str(cfg.update_clip), "--quant-bits", str(cfg.quant_bits),
             "--mask-fraction", str(opts.mask_fraction), "--shards", str(opts.shards), "--straggler", opts.straggler,
             "--example-scale", str(example_scale), "--server-lr", str(cfg.server_lr), "--central-noise",
-            str(opts.central_noise), "--seed", str(opts.seed), *common(COORDINATOR, "coordinator"),
+            str(opts.central_noise), "--seed", str(opts.seed), "--mask", "ema-explore", *policy_args,
+            *common(COORDINATOR, "coordinator"),
         ]  # fmt: skip
         for i, (cid, hospital) in enumerate(clients.items()):
             argv = [
-                "fl", "client", "--client-id", cid, "--hospital", hospital, "--model", opts.model, "--seed",
-                str(opts.seed * 1000 + i), "--trainer-arg", f"hospital_index={i}", "--trainer-arg",
+                "fl", "client", "--client-id", cid, "--hospital", hospital, "--model", opts.model,
+                "--trainer-arg", f"hospital_index={i}", "--trainer-arg",
                 f"hospitals={opts.hospitals}", "--trainer-arg", f"rounds={opts.rounds}", "--trainer-arg",
                 f"seed={opts.seed}", "--trainer-arg", f"private={'true' if opts.private else 'false'}",
                 *common(cid, cid),

@@ -60,7 +60,12 @@ def add_fl_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument("--min-clients", type=int, help="quorum per round (default min(3, hospitals))")
     run.add_argument("--deadline", type=float, default=30.0, help="seconds a round waits for stragglers")
     run.add_argument("--straggler", choices=["drop", "fold"], default="drop")
-    run.add_argument("--mask-fraction", type=float, default=1.0, help="share of coordinates sent per round")
+    run.add_argument(
+        "--mask-fraction",
+        type=float,
+        default=0.3,
+        help="share of coordinates sent per round (default 0.3, EMA + exploration mask)",
+    )
     run.add_argument("--shards", type=int, default=1)
     run.add_argument("--central-noise", type=float, default=0.0, help="central noise multiplier (0: off)")
     run.add_argument("--non-private", action="store_true", help="plain SGD at the hospitals instead of DP-SGD")
@@ -103,7 +108,7 @@ def _fl_keys_export(args: argparse.Namespace) -> int:
         "coordinator": {"producers": [COORDINATOR, MODELS], "domains": ["fl"]},
         "aggregator": {"producers": [AGGREGATOR]},
         "keyholder": {"producers": [KEYHOLDER], "domains": ["fl"], "private_key": True},
-        "client": {"producers": [args.client_id]},
+        "client": {"producers": [args.client_id], "client_secret": True},
         "observer": {},
     }
     export_fl_role(args.dir, args.out, **shares[args.role])  # type: ignore[arg-type]

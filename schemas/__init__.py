@@ -14,7 +14,12 @@ from schemas.v1.control_pb2 import ScalingCommand
 from schemas.v1.dlq_pb2 import DeadLetter, RejectReason
 from schemas.v1.envelope_pb2 import Encryption, MedicalRecord, Signature
 from schemas.v1.federated_pb2 import (
+    AccountantState,
+    ClientPrivacy,
+    ContributorPrivacy,
     ContributorRef,
+    DpPolicy,
+    DpStep,
     EncryptedSum,
     EnvelopeRef,
     MaskKind,
@@ -36,12 +41,17 @@ from schemas.v1.telemetry_pb2 import StageLatency, Telemetry
 
 __all__ = [
     "MESSAGE_TYPES",
+    "AccountantState",
     "AuditRecord",
     "CardRead",
     "Chunk",
+    "ClientPrivacy",
+    "ContributorPrivacy",
     "ContributorRef",
     "DeadLetter",
     "DepartmentScore",
+    "DpPolicy",
+    "DpStep",
     "EncryptedSum",
     "Encryption",
     "EnvelopeRef",

@@ -5,9 +5,13 @@ They meet only on topics (``fl.rounds.v1``, ``fl.updates.v1``, ``fl.sums.v1``, `
 offsets its announcement recorded. The round logic of each role is a pure state machine; the Kafka wiring
 around it is thin. The aggregator holds only the Paillier public key; the keyholder decrypts a shard sum
 only after checking it is the product of at least ``min_clients`` distinct, validly signed updates of that
-round, exactly those the coordinator's close lists.
+round, exactly those the coordinator's close lists, and only within its own policy (its minimum of
+contributors, the DP policy it requires, each hospital's epsilon as it computes it). Epsilon is never taken
+from anyone's word: the coordinator computes it from the announced policies and participation
+(``PrivacyLedger``) and publishes how.
 """
 
+from cloud_workers.federated._accounting import PrivacyLedger
 from cloud_workers.federated._aggregator import Aggregator, partition_for
 from cloud_workers.federated._aggregator_state import AggregatorState, UpdateVerdict
 from cloud_workers.federated._coordinator import Coordinator
@@ -20,6 +24,7 @@ from cloud_workers.federated._coordinator_config import (
 from cloud_workers.federated._coordinator_state import CoordinatorState
 from cloud_workers.federated._keyholder import Keyholder
 from cloud_workers.federated._keyholder_check import CheckedSum, check_claims, referenced_offsets, verify_sum
+from cloud_workers.federated._keyholder_policy import KeyholderPolicy
 from cloud_workers.federated._keys import export_fl_role, init_fl_keys
 from cloud_workers.federated._metrics import FlMetrics
 from cloud_workers.federated._publish import Publisher, check_producer
@@ -45,6 +50,8 @@ __all__ = [
     "FlMetrics",
     "FlRole",
     "Keyholder",
+    "KeyholderPolicy",
+    "PrivacyLedger",
     "Publisher",
     "UpdateAssembler",
     "UpdateVerdict",

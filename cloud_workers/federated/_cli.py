@@ -16,6 +16,7 @@ from cloud_workers.federated._aggregator import Aggregator
 from cloud_workers.federated._coordinator import Coordinator
 from cloud_workers.federated._coordinator_config import CoordinatorConfig
 from cloud_workers.federated._keyholder import Keyholder
+from cloud_workers.federated._keyholder_policy import KeyholderPolicy
 from cloud_workers.federated._role import FlIdentities, FlRole
 from schemas import MaskKind, StragglerMode
 from streams import BusSettings, FlTopics, StatsFile, configure_logging, run_until_stopped
@@ -27,6 +28,11 @@ __all__ = ["add_fl_role_commands"]
 # The parsers live in cloud_workers._fl_cli (registering them needs none of numpy, phe or gmpy2).
 
 
+_MASKS = {
+    "random-k": MaskKind.MASK_KIND_RANDOM_K,
+    "top-k": MaskKind.MASK_KIND_TOP_K_PREVIOUS,
+    "ema-explore": MaskKind.MASK_KIND_EMA_EXPLORE,
+}
 _STRAGGLER = {"drop": StragglerMode.STRAGGLER_MODE_DROP, "fold": StragglerMode.STRAGGLER_MODE_FOLD}
 
 
@@ -92,7 +98,7 @@ def _coordinator(args: argparse.Namespace) -> int:
         clip_norm=args.clip_norm,
         quant_bits=args.quant_bits,
         quant_range=args.quant_range,
-        mask_kind=MaskKind.MASK_KIND_TOP_K_PREVIOUS if args.mask == "top-k" else MaskKind.MASK_KIND_RANDOM_K,
+        mask_kind=_MASKS[args.mask],
         mask_fraction=args.mask_fraction,
         num_shards=args.shards,
         straggler_mode=_STRAGGLER[args.straggler],
@@ -105,6 +111,11 @@ def _coordinator(args: argparse.Namespace) -> int:
         central_delta=args.central_delta,
         noise_seed=_noise_seed(ctx.settings, args.coordinator_id, args.noise_seed_file) if args.central_noise else 0,
         seed=args.seed,
+        dp_noise_multiplier=args.dp_noise_multiplier,
+        dp_max_sample_rate=args.dp_max_sample_rate,
+        dp_max_steps_per_round=args.dp_max_steps,
+        dp_max_grad_norm=args.dp_max_grad_norm,
+        dp_delta=args.dp_delta,
     )
     role = Coordinator(
         config,
@@ -156,6 +167,13 @@ def _keyholder(args: argparse.Namespace) -> int:
         topics=_topics(args),
         ids=_ids(args),
         hold_at=args.hold_at,
+        policy=KeyholderPolicy(
+            min_contributors=args.min_contributors,
+            require_dp=not args.no_dp_required,
+            min_noise_multiplier=args.min_noise_multiplier,
+            max_delta=args.max_delta,
+            max_epsilon=args.max_epsilon,
+        ),
     )
     _run_role(role, ctx.stats)
     return 0

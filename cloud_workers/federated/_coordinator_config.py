@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from schemas import MaskKind, RoundAnnouncement, StragglerMode
-from streams.federated import RoundSpec, max_values_per_plaintext, scatter_masked
+from schemas import DpPolicy, MaskKind, RoundAnnouncement, StragglerMode
+from streams.federated import RoundSpec, max_values_per_plaintext, policy_violation, scatter_masked
 
 __all__ = ["WEIGHTS_FORMAT", "CoordinatorConfig", "apply_mean", "decode_weights", "encode_weights"]
 
@@ -60,6 +60,11 @@ class CoordinatorConfig:
     quant_range: float | None = None
     mask_kind: int = MaskKind.MASK_KIND_RANDOM_K
     mask_fraction: float = 1.0
+    #: ``MASK_KIND_EMA_EXPLORE``: EMA decay of |aggregate|, exploration share of k, and the longest any
+    #: coordinate goes unsent (0: ``ceil(4 * num_params / k)``, a quarter of k spent on guaranteed visits).
+    mask_ema_decay: float = 0.5
+    mask_explore_fraction: float = 0.25
+    mask_max_gap: int = 0
     num_shards: int = 1
     straggler_mode: int = StragglerMode.STRAGGLER_MODE_DROP
     staleness_alpha: float = 0.5
@@ -74,18 +79,42 @@ class CoordinatorConfig:
     #: Secret seed of the central noise (the same noise after a restart, unknown to anyone else).
     noise_seed: int = 0
     seed: int = 0
+    #: The record-level DP-SGD policy announced with every round (``dp_noise_multiplier`` 0: none announced, and
+    #: the published epsilon is infinite). Each hospital must train with at least this noise multiplier and at
+    #: most this sampling rate, steps per round and per-example clip norm.
+    dp_noise_multiplier: float = 0.0
+    dp_max_sample_rate: float = 1.0
+    dp_max_steps_per_round: int = 1
+    dp_max_grad_norm: float = 1.0
+    dp_delta: float = 1e-5
 
     def __post_init__(self) -> None:
         if self.rounds < 1 or not self.invited or len(set(self.invited)) != len(self.invited):
             raise ValueError("need rounds >= 1 and a non-empty list of distinct invited clients")
-        if not 1 <= self.min_clients <= len(self.invited):
-            raise ValueError(f"min_clients must be in [1, {len(self.invited)}], got {self.min_clients}")
+        if not 2 <= self.min_clients <= len(self.invited):
+            # one contributor's "sum" is its update in the clear: secure aggregation needs at least two
+            raise ValueError(f"min_clients must be in [2, {len(self.invited)}], got {self.min_clients}")
         if not 0 < self.mask_fraction <= 1 or self.num_shards < 1 or self.deadline_s < 0:
             raise ValueError("mask_fraction must be in (0, 1], num_shards >= 1 and deadline_s >= 0")
         if self.straggler_mode not in (StragglerMode.STRAGGLER_MODE_DROP, StragglerMode.STRAGGLER_MODE_FOLD):
             raise ValueError("straggler_mode must be DROP or FOLD")
         if self.central_noise_multiplier < 0 or not math.isfinite(self.server_lr):
             raise ValueError("central_noise_multiplier must be >= 0 and server_lr finite")
+        policy = self.dp_policy()
+        if policy is not None and (why := policy_violation(policy)) is not None:
+            raise ValueError(f"DP policy: {why}")
+
+    def dp_policy(self) -> DpPolicy | None:
+        """The DP policy every round announces, or None."""
+        if self.dp_noise_multiplier == 0:
+            return None
+        return DpPolicy(
+            noise_multiplier=self.dp_noise_multiplier,
+            max_sample_rate=self.dp_max_sample_rate,
+            max_steps_per_round=self.dp_max_steps_per_round,
+            max_grad_norm=self.dp_max_grad_norm,
+            delta=self.dp_delta,
+        )
 
     def mask_seed(self, round_id: int) -> int:
         """The round's mask seed, derived from the run's seed."""
@@ -123,6 +152,13 @@ class CoordinatorConfig:
             example_scale=self.example_scale,
             announced_at=now_ns,
             server_lr=self.server_lr,
+            rounds_planned=self.rounds,
         )
+        if self.mask_kind == MaskKind.MASK_KIND_EMA_EXPLORE:
+            ann.mask_ema_decay = self.mask_ema_decay
+            ann.mask_explore_fraction = self.mask_explore_fraction
+            ann.mask_max_gap = self.mask_max_gap or -(-4 * num_params // k)
+        if (policy := self.dp_policy()) is not None:
+            ann.dp_policy.CopyFrom(policy)
         RoundSpec.from_announcement(ann)  # refuse to announce what no client could encode
         return ann

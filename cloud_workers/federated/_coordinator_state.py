@@ -8,12 +8,14 @@ deadline), so a restarted coordinator continues exactly where the log says it wa
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
+from cloud_workers.federated._accounting import PrivacyLedger
 from cloud_workers.federated._coordinator_config import (
     WEIGHTS_FORMAT,
     CoordinatorConfig,
@@ -22,16 +24,16 @@ from cloud_workers.federated._coordinator_config import (
     encode_weights,
 )
 from schemas import (
+    MaskKind,
     ModelVersion,
     PartitionOffset,
     PlainAggregate,
-    PrivacySpent,
     RoundAnnouncement,
     RoundClose,
     RoundContributor,
     UpdateReceipt,
 )
-from streams.federated import RoundSpec
+from streams.federated import RoundSpec, dp_step_violation, update_ema
 
 __all__ = ["CoordinatorState"]
 
@@ -41,8 +43,9 @@ class _Model:
     version: int
     round_id: int
     params: NDArray[np.float64]
-    epsilon: float
-    delta: float
+    ledger: PrivacyLedger
+    #: The mask EMA published with this version (None: none published).
+    ema: NDArray[np.float64] | None = None
 
 
 @dataclass
@@ -75,7 +78,8 @@ class CoordinatorState:
             self._prev_params = self.model.params
         else:
             self._prev_params = None
-        self.model = _Model(mv.version, mv.round_id, params, mv.privacy.epsilon, mv.privacy.delta)
+        ema = decode_weights(bytes(mv.mask_ema)) if mv.mask_ema else None
+        self.model = _Model(mv.version, mv.round_id, params, PrivacyLedger.from_model(mv), ema)
 
     def on_announcement(self, ann: RoundAnnouncement) -> None:
         """A round announcement (ours, read back)."""
@@ -114,6 +118,14 @@ class CoordinatorState:
         start, stop = rnd.spec.shard_values(agg.shard)
         if len(agg.values) != stop - start or sorted(agg.contributors) != self._contributor_ids(rnd.close):
             return False
+        ann = rnd.announcement
+        if ann.HasField("dp_policy"):  # re-check what the signed updates declared, as the keyholder read them
+            declared = {p.client_id: p for p in agg.privacy}
+            if sorted(declared) != self._contributor_ids(rnd.close):
+                return False
+            for p in declared.values():
+                if dp_step_violation(ann.dp_policy, p.round_dp if p.HasField("round_dp") else None) is not None:
+                    return False
         rnd.aggregates.setdefault(agg.shard, agg)
         return True
 
@@ -128,7 +140,7 @@ class CoordinatorState:
         """Version 0 when nothing was ever published."""
         if self.model is not None:
             return None
-        mv = self._model_version(0, 0, self._initial, 0.0, 0.0, [], {})
+        mv = self._model_version(0, 0, self._initial, PrivacyLedger(), [], {})
         self.on_model(mv)
         return mv
 
@@ -186,8 +198,6 @@ class CoordinatorState:
                     client_id=client,
                     update_sha256=[rnd.receipts[(s, client)].update_sha256 for s in range(rnd.spec.num_shards)],
                     num_examples=first.num_examples,
-                    epsilon=first.epsilon,
-                    delta=first.delta,
                 )
             )
         self.on_close(close)
@@ -209,19 +219,31 @@ class CoordinatorState:
         spec, close = rnd.spec, rnd.close
         masked_sum = np.concatenate([np.asarray(rnd.aggregates[s].values) for s in range(spec.num_shards)])
         prev_update = model.params - self._prev_params if self._prev_params is not None else None
-        mask = spec.mask(prev_update)
+        mask = spec.mask(prev_update, ema=model.ema)
         total_weight = sum(spec.example_weight(c.num_examples) for c in close.contributors)
         noise = self._central_noise(spec.round_id, spec.mask_k)
         params = apply_mean(model.params, mask, masked_sum, total_weight, rnd.announcement.server_lr, noise)
-        epsilon = max([model.epsilon, *(c.epsilon for c in close.contributors)])
-        delta = max([model.delta, *(c.delta for c in close.contributors)])
+        ledger = copy.deepcopy(model.ledger)
+        declared: dict[str, int] = {}
+        for agg in rnd.aggregates.values():
+            for p in agg.privacy:
+                declared[p.client_id] = max(declared.get(p.client_id, 0), p.rounds_trained)
+        ledger.charge(
+            rnd.announcement,
+            [c.client_id for c in close.contributors],
+            declared,
+            central_noise_multiplier=self.config.central_noise_multiplier,
+            central_delta=self.config.central_delta,
+        )
         metrics = {
             "round_s": max(0.0, (now_ns - rnd.announcement.announced_at) / 1e9),
             "contributors": float(len(close.contributors)),
             "total_weight": float(total_weight),
         }
         contributors = [c.client_id for c in close.contributors]
-        mv = self._model_version(model.version + 1, spec.round_id, params, epsilon, delta, contributors, metrics)
+        mv = self._model_version(model.version + 1, spec.round_id, params, ledger, contributors, metrics)
+        if spec.mask_kind == MaskKind.MASK_KIND_EMA_EXPLORE:
+            mv.mask_ema = encode_weights(update_ema(model.ema, params - model.params, spec.mask_ema_decay, mask))
         self.on_model(mv)
         return mv
 
@@ -243,8 +265,7 @@ class CoordinatorState:
         version: int,
         round_id: int,
         params: NDArray[np.float64],
-        epsilon: float,
-        delta: float,
+        ledger: PrivacyLedger,
         contributors: list[str],
         metrics: dict[str, float],
     ) -> ModelVersion:
@@ -256,19 +277,10 @@ class CoordinatorState:
             weights=weights,
             weights_sha256=hashlib.sha256(weights).digest(),
             format=WEIGHTS_FORMAT,
-            privacy=PrivacySpent(epsilon=epsilon, delta=delta, accountant="rdp: dp-sgd per hospital, max"),
             contributors=contributors,
             metrics=metrics,
         )
-        z = self.config.central_noise_multiplier
-        if z > 0 and round_id > 0:
-            from streams.federated import epsilon_for  # opacus (torch) only when central noise is on
-
-            mv.central_privacy.CopyFrom(
-                PrivacySpent(
-                    epsilon=epsilon_for(z, 1.0, round_id, self.config.central_delta),
-                    delta=self.config.central_delta,
-                    accountant="rdp: gaussian on the sum, client-level",
-                )
-            )
+        mv.privacy.CopyFrom(ledger.record_privacy())
+        if (sums := ledger.sum_privacy()) is not None:
+            mv.central_privacy.CopyFrom(sums)
         return mv

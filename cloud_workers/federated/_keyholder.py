@@ -2,7 +2,9 @@
 
 Each ``EncryptedSum`` is checked (``_keyholder_check``: round, quorum of distinct hospitals, the
 coordinator's close, every contributor's signed envelopes read back from the log, the homomorphic
-product); only then is it decrypted, unpacked and dequantised, and the plaintext shard sum is sealed,
+product) and held against the keyholder's own policy (``_keyholder_policy``: its minimum of contributors, the DP
+policy it requires, each contributor's epsilon as it computes it); only then is it decrypted, unpacked and
+dequantised, and the plaintext shard sum is sealed,
 encrypted for the coordinator, on the aggregates topic. At most one contributor set per (round, shard) is
 ever decrypted: the set already released is read back from that topic after a restart.
 """
@@ -15,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cloud_workers.federated._keyholder_check import check_claims, referenced_offsets, verify_sum
+from cloud_workers.federated._keyholder_policy import KeyholderPolicy
 from cloud_workers.federated._publish import Publisher, check_producer
 from cloud_workers.federated._role import FlIdentities, FlRole, PartitionFilter
 from cloud_workers.federated._updates import contributors_digest
@@ -54,9 +57,11 @@ class Keyholder(FlRole):
         topics: FlTopics | None = None,
         ids: FlIdentities | None = None,
         hold_at: str | None = None,
+        policy: KeyholderPolicy | None = None,
     ) -> None:
         super().__init__(keyholder_id, settings, keyring, metrics, topics or FlTopics(), hold_at=hold_at)
         self.ids = ids or FlIdentities()
+        self.policy = policy or KeyholderPolicy()
         self.model_name = model_name
         self._priv = private_key
         self._aggregate_key = keyring.latest_data_key(self.ids.aggregate_domain)
@@ -126,6 +131,7 @@ class Keyholder(FlRole):
     async def _process(self, s: EncryptedSum) -> None:
         rnd = self.rounds[s.round_id]
         assert rnd.close is not None
+        self.policy.check_round(rnd.announcement)
         check_claims(s, rnd.announcement, rnd.close, self.keyring)  # cheap refusals before reading the log
         found = await self.reader.fetch(referenced_offsets(s))
         records = {(tp.topic, tp.partition, off): rec.value or b"" for (tp, off), rec in found.items()}
@@ -138,6 +144,8 @@ class Keyholder(FlRole):
             self._priv.public_key,
             updates_topic=self.topics.updates,
         )
+        hospitals = {self.keyring.producers[c].hospital_id for c in checked.contributors}
+        self.policy.check_contributors(rnd.announcement, len(hospitals), checked.privacy, self._past_rounds(s.round_id))
         if (s.round_id, s.shard) in self.decrypted:  # a genuine sum of the closed set is unique: this is not it
             raise EnvelopeRejected(
                 R.REJECT_REASON_CONTRIBUTORS_MISMATCH,
@@ -160,6 +168,7 @@ class Keyholder(FlRole):
             contributors=checked.contributors,
             contributors_sha256=checked.digest,
             sum_sha256=_digests(s)[1],
+            privacy=list(checked.privacy),
         )
         domain = self.ids.aggregate_domain
         req = self.out.request(
@@ -168,6 +177,15 @@ class Keyholder(FlRole):
         await self.out.put([req])
         self.decrypted[(s.round_id, s.shard)] = _digests(s)
         self.phase = f"round {s.round_id}: released shard {s.shard}"
+
+    def _past_rounds(self, round_id: int) -> dict[str, list[RoundAnnouncement]]:
+        """Per client, the announcements of the earlier closed rounds it contributed to."""
+        out: dict[str, list[RoundAnnouncement]] = {}
+        for r, rnd in sorted(self.rounds.items()):
+            if r < round_id and rnd.close is not None:
+                for c in rnd.close.contributors:
+                    out.setdefault(c.client_id, []).append(rnd.announcement)
+        return out
 
     async def act(self) -> None:
         if not self.pending:

@@ -24,7 +24,7 @@ from aiokafka import TopicPartition
 from google.protobuf.message import DecodeError, Message
 
 from cloud_workers.federated._updates import assemble_parts, contributors_digest
-from schemas import EncryptedSum, ModelUpdate, RejectReason, RoundAnnouncement, RoundClose
+from schemas import ContributorPrivacy, EncryptedSum, ModelUpdate, RejectReason, RoundAnnouncement, RoundClose
 from streams import EnvelopeRejected, Keyring, decode_payload, decrypt, envelope_hash, parse, verify_signature
 from streams.federated import EncryptedAccumulator, PublicKey, RoundSpec, ciphertext_from_bytes, key_id
 
@@ -42,6 +42,8 @@ class CheckedSum:
     ciphertexts: list[int]
     contributors: list[str]
     digest: bytes
+    #: What each contributor's signed update declares about its DP training, in contributor order.
+    privacy: tuple[ContributorPrivacy, ...] = ()
 
 
 def _refuse(reason: int, detail: str) -> EnvelopeRejected:
@@ -140,6 +142,7 @@ def verify_sum(
     spec = RoundSpec.from_announcement(ann)
     start, stop = spec.shard_ciphertexts(s.shard)
     acc = EncryptedAccumulator(public_key, stop - start, len(s.contributors))
+    privacy: list[ContributorPrivacy] = []
     for c in s.contributors:
         if not c.parts or any(ref.topic != updates_topic for ref in c.parts):
             raise _refuse(R.REJECT_REASON_FORGED_CONTRIBUTOR, f"{c.client_id}: parts must lie in {updates_topic}")
@@ -152,6 +155,10 @@ def verify_sum(
             raise _refuse(R.REJECT_REASON_FORGED_CONTRIBUTOR, f"{c.client_id}: update is for {fields}")
         if c.client_id not in ann.invited:
             raise _refuse(R.REJECT_REASON_FORGED_CONTRIBUTOR, f"{c.client_id} was not invited")
+        declared = ContributorPrivacy(client_id=c.client_id, rounds_trained=update.accountant.rounds_trained)
+        if update.HasField("round_dp"):
+            declared.round_dp.CopyFrom(update.round_dp)
+        privacy.append(declared)
         try:
             acc.add([ciphertext_from_bytes(public_key, bytes(ct)) for ct in update.ciphertexts])
         except ValueError as exc:
@@ -163,4 +170,6 @@ def verify_sum(
     if claimed != acc.ciphertexts:
         raise _refuse(R.REJECT_REASON_SUM_MISMATCH, "the sum is not the product of its contributors' ciphertexts")
     pairs = [(c.client_id, bytes(c.update_sha256)) for c in s.contributors]
-    return CheckedSum(s.round_id, s.shard, acc.ciphertexts, sorted(p[0] for p in pairs), contributors_digest(pairs))
+    return CheckedSum(
+        s.round_id, s.shard, acc.ciphertexts, sorted(p[0] for p in pairs), contributors_digest(pairs), tuple(privacy)
+    )

@@ -4,9 +4,11 @@ It reads round announcements (``fl.rounds.v1``) and model versions (``fl.models.
 (no consumer group: it starts at once), and for each round it is invited to, once it holds the announced
 model version, trains, encodes (``_client_core``), and writes the chunked, signed update envelopes to its
 durable outbox in one transaction; the sender ships them to ``fl.updates.v1`` under ``model/round/shard``.
-Paillier obfuscators are precomputed in a background thread between rounds. Its residual and the rounds it
-sent are saved before each update leaves (``_client_state``), so a restarted client neither sends a round
-twice nor loses its error feedback.
+Paillier obfuscators are precomputed in a background thread between rounds. Its residual, the rounds it
+sent and its privacy accountant are stored in the outbox database in the same transaction as the update
+(``_client_state``), so a restarted client neither sends a round twice, nor forgets a round it sent, its error
+feedback or its privacy spending. Every random choice is keyed by the hospital's secret (``fl/client_secret.json``
+in its keys directory, made by ``fl keys export --role client``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge_agent.federated._client_core import ClientCore
-from edge_agent.federated._client_state import load_client_state, save_client_state
+from edge_agent.federated._client_state import load_client_state, load_outbox_state, put_with_state
 from edge_agent.federated._trainer import LocalTrainer
 from schemas import Chunk, ModelVersion, RejectReason, RoundAnnouncement
 from streams import (
@@ -40,7 +42,7 @@ from streams import (
     seal,
     split_payload,
 )
-from streams.federated import ObfuscatorPool, PublicKey, RoundSpec, key_id, update_key
+from streams.federated import ObfuscatorPool, PublicKey, RoundSpec, key_id, load_client_secret, update_key
 
 __all__ = ["ClientConfig", "FlClient"]
 
@@ -56,7 +58,8 @@ class ClientConfig:
     client_id: str
     hospital_id: str
     model_name: str
-    seed: int = 0
+    #: The hospital's DP secret; None: read it from the keys directory (``fl/client_secret.json``).
+    secret: bytes | None = None
     topics: FlTopics = field(default_factory=FlTopics)
     #: Producers allowed to announce rounds and to publish model versions.
     coordinator_id: str = "fl-coordinator"
@@ -64,6 +67,8 @@ class ClientConfig:
     chunk_size: int = 64 * 1024
     #: Seconds to wait before sending a round's update (simulates a slow hospital: a straggler).
     delays: Mapping[int, float] = field(default_factory=dict)
+    #: Test hook: ``before_put:<round>`` or ``after_put:<round>`` makes the client stop there until killed.
+    hold_at: str | None = None
 
 
 def _decode_weights(mv: ModelVersion) -> NDArray[np.float64]:
@@ -88,12 +93,13 @@ class FlClient:
         self.config = config
         self.keyring = keyring
         self.public_key = public_key
-        self.core = ClientCore(config.client_id, trainer, config.seed)
-        self._state_path = settings.state_dir / config.client_id / "client_state.npz"
-        self.restored = load_client_state(self.core, self._state_path)
+        secret = config.secret if config.secret is not None else load_client_secret(settings.keys_dir)
+        self.core = ClientCore(config.client_id, trainer, secret)
         self.reader = LogReader(settings, keyring, metrics, worker=config.client_id)
         self._signing_key = keyring.signing_key(config.client_id)
         self.outbox = Outbox(settings.state_dir / config.client_id / "outbox.db", signing_key=self._signing_key)
+        legacy = settings.state_dir / config.client_id / "client_state.npz"  # before state moved into the outbox
+        self.restored = load_outbox_state(self.core, self.outbox) or load_client_state(self.core, legacy)
         self.sender = OutboxSender(self.outbox, settings, metrics)
         self.pool = ObfuscatorPool(public_key)
         self._filling: Any = None
@@ -188,7 +194,6 @@ class FlClient:
             log.error("%s: cannot take part in round %d: %s", self.config.client_id, ann.round_id, exc)
             self.core.last_round = ann.round_id
             return
-        await asyncio.to_thread(save_client_state, self.core, self._state_path)  # before the update can leave
         updates = await asyncio.to_thread(self.core.encrypt, ann, quantized, self.public_key, self.pool)
         requests: list[SealRequest] = []
         size, topic, hospital = self.config.chunk_size, self.config.topics.updates, self.config.hospital_id
@@ -201,13 +206,20 @@ class FlClient:
         if delay > 0:
             log.warning("%s: holding round %d's update for %.1fs", self.config.client_id, ann.round_id, delay)
             await asyncio.sleep(delay)
-        await asyncio.to_thread(self.outbox.put, requests)
+        await self._hold("before_put", ann.round_id)
+        await asyncio.to_thread(put_with_state, self.outbox, self.core, requests)  # state + update: one commit
+        await self._hold("after_put", ann.round_id)
         self.sender.notify()
         self._fill_pool(spec)
         self.rounds_sent += 1
         self.bytes_per_update = self._wire_bytes(requests)
-        self.epsilon = quantized.result.epsilon
+        self.epsilon = self.core.epsilon()
         self.last_metrics = dict(quantized.result.metrics)
+
+    async def _hold(self, point: str, round_id: int) -> None:
+        if self.config.hold_at == f"{point}:{round_id}":
+            log.warning("%s: holding at %s of round %d (test hook)", self.config.client_id, point, round_id)
+            await asyncio.Event().wait()  # never set: the test kills the process here
 
     def _wire_bytes(self, requests: list[SealRequest]) -> int:
         """Bytes of the sealed envelopes one update travels in."""

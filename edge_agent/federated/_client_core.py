@@ -2,9 +2,13 @@
 
 Per round: train from the announced model version; scale by the example weight; add the error-feedback
 residual (and, in fold mode, earlier late updates times their staleness weight); take the round's shared
-mask; clip; add the noise share; quantise with stochastic rounding; pack; encrypt with precomputed
-obfuscators; cut into shards. Every random choice comes from generators seeded by (client seed, round), so a
-round's quantised update is a pure function of the model, the data and the residual.
+mask; clip (what clipping removes stays in the residual); add the noise share; quantise with stochastic
+rounding; pack; encrypt with precomputed obfuscators; cut into shards. Every random choice is keyed by
+``HMAC(client secret, purpose, round)`` (``_randomness``), so a round's quantised update is a pure function of
+the secret, the model, the data and the residual: the client itself can recompute it, nobody else can.
+
+The client's own RDP accountant (one ``(noise_multiplier, sample_rate, steps)`` entry per round trained) is kept
+here, checked against the round's announced DP policy before anything is sent, and carried in the update.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from edge_agent.federated._trainer import LocalResult, LocalTrainer
-from schemas import ModelUpdate, ModelVersion, RoundAnnouncement
+from edge_agent.federated._randomness import KeyedStream, derive_key, keyed_generator
+from edge_agent.federated._trainer import DpAccounted, KeyedTrainer, LocalResult, LocalTrainer
+from schemas import AccountantState, DpPolicy, DpStep, ModelUpdate, ModelVersion, RoundAnnouncement
 from streams.federated import (
     EncodeSpec,
     ErrorFeedback,
@@ -26,6 +31,7 @@ from streams.federated import (
     as_mask,
     ciphertext_to_bytes,
     clip_by_l2,
+    dp_step_violation,
     encrypt_packed,
     pack,
     scatter_masked,
@@ -33,15 +39,29 @@ from streams.federated import (
     stochastic_quantize,
 )
 
-__all__ = ["ClientCore", "QuantizedUpdate", "quantize_update", "round_rngs"]
+__all__ = ["ClientCore", "DpPolicyViolation", "QuantizedUpdate", "check_round_dp", "quantize_update", "round_rngs"]
 
 
-def round_rngs(seed: int, round_id: int) -> tuple[np.random.Generator, np.random.Generator]:
-    """(training generator, codec generator) of one client's round."""
+class DpPolicyViolation(ValueError):
+    """The round's training does not meet the announced DP policy: the client sends nothing."""
+
+
+def round_rngs(secret: bytes, round_id: int) -> tuple[bytes, np.random.Generator, KeyedStream]:
+    """(training key, codec generator for stochastic rounding, keystream of the distributed-noise share) of one
+    client's round, all keyed by ``secret``."""
     return (
-        np.random.default_rng(np.random.SeedSequence([seed, round_id, 0])),
-        np.random.default_rng(np.random.SeedSequence([seed, round_id, 1])),
+        derive_key(secret, "train", round_id),
+        keyed_generator(derive_key(secret, "codec", round_id)),
+        KeyedStream(derive_key(secret, "share", round_id)),
     )
+
+
+def check_round_dp(policy: DpPolicy, round_dp: tuple[float, float, int] | None) -> None:
+    """Raise :class:`DpPolicyViolation` unless ``round_dp`` = (noise multiplier, sample rate, steps) is at least
+    as private as ``policy``: noise at least, sampling rate and steps at most the policy's."""
+    why = dp_step_violation(policy, round_dp)
+    if why is not None:
+        raise DpPolicyViolation(why)
 
 
 def quantize_update(
@@ -50,17 +70,21 @@ def quantize_update(
     ef: ErrorFeedback,
     spec: EncodeSpec,
     rng: np.random.Generator,
+    noise: KeyedStream | None = None,
 ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-    """``client_encode`` up to the quantised integers: returns them and what was taken from the residual
-    (``compensated[mask]`` scattered to full length). Updates ``ef`` in place."""
+    """``client_encode`` up to the quantised integers: returns them and what was sent, before noise and
+    rounding (the clipped ``compensated[mask]``, scattered to full length). Updates ``ef`` in place: the
+    residual keeps the unsent coordinates and what clipping removed from the sent ones. The noise share is
+    drawn from ``noise`` (a keyed CSPRNG stream) when given, else from ``rng``."""
     compensated = ef.compensate(update)
     idx = as_mask(mask, ef.dim)
-    taken = compensated[idx]
-    ef.record_sent(compensated, idx)
-    values = clip_by_l2(taken, spec.clip_norm)
+    values = clip_by_l2(compensated[idx], spec.clip_norm)
+    ef.record_sent(compensated, idx, values)
+    sent = scatter_masked(values, idx, ef.dim)
     if spec.noise_std > 0:
-        values = values + rng.normal(0.0, spec.noise_std, size=values.shape)
-    return stochastic_quantize(values, spec.quant, rng), scatter_masked(taken, idx, ef.dim)
+        z = noise.normal(values.size) if noise is not None else rng.normal(0.0, 1.0, size=values.shape)
+        values = values + spec.noise_std * z
+    return stochastic_quantize(values, spec.quant, rng), sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,21 +112,58 @@ class ClientCore:
 
     client_id: str
     trainer: LocalTrainer
-    seed: int = 0
+    #: This hospital's secret (``fl keys export --role client``): keys every random choice of its rounds.
+    secret: bytes
     ef: ErrorFeedback | None = None
     #: version -> (round id, params) of the last few model versions.
     models: dict[int, tuple[int, NDArray[np.float64]]] = field(default_factory=dict)
+    #: version -> the mask EMA that version carries (``MASK_KIND_EMA_EXPLORE``).
+    emas: dict[int, NDArray[np.float64]] = field(default_factory=dict)
     submitted: dict[int, _Submitted] = field(default_factory=dict)
     #: Late updates waiting to be folded in: (round, taken vector, alpha, max staleness).
     stale: list[tuple[int, NDArray[np.float64], float, int]] = field(default_factory=list)
     last_round: int = 0
     late_rounds: list[int] = field(default_factory=list)
+    #: The client's RDP accountant: ``(noise_multiplier, sample_rate, steps)`` per round it trained for.
+    history: list[tuple[float, float, int]] = field(default_factory=list)
+    rounds_trained: int = 0
+    delta: float = 0.0
+
+    def __post_init__(self) -> None:
+        if len(self.secret) < 16:
+            raise ValueError("the client secret must have at least 128 bits")
+
+    def restore_history(self, history: Sequence[tuple[float, float, int]], rounds_trained: int) -> None:
+        """Put back a persisted accountant (and hand it to a trainer that keeps its own)."""
+        self.history = [(float(z), float(q), int(t)) for z, q, t in history]
+        self.rounds_trained = int(rounds_trained)
+        if isinstance(self.trainer, DpAccounted):
+            self.trainer.restore_accountant(self.history)
+
+    def accountant(self) -> AccountantState:
+        """The accountant as it travels in an update."""
+        return AccountantState(
+            history=[DpStep(noise_multiplier=z, sample_rate=q, steps=t) for z, q, t in self.history],
+            rounds_trained=self.rounds_trained,
+            delta=self.delta,
+        )
+
+    def epsilon(self) -> float:
+        """This client's own cumulative epsilon (informative; the cloud recomputes it from the policies)."""
+        if not self.history or not 0 < self.delta < 1:
+            return 0.0 if not self.history else float("inf")
+        from edge_agent.federated._privacy import accountant_epsilon  # opacus: only when there is DP history
+
+        return accountant_epsilon(self.history, self.delta)
 
     def on_model(self, mv: ModelVersion, params: NDArray[np.float64]) -> None:
         """A global model version; it names the contributors of the round it came from."""
         self.models[mv.version] = (mv.round_id, params)
+        if mv.mask_ema:
+            self.emas[mv.version] = np.frombuffer(bytes(mv.mask_ema), dtype="<f8").astype(np.float64)
         for old in sorted(self.models)[:-3]:
             del self.models[old]
+            self.emas.pop(old, None)
         sub = self.submitted.pop(mv.round_id, None)
         if sub is not None and self.client_id not in mv.contributors:
             self.late_rounds.append(mv.round_id)
@@ -135,13 +196,22 @@ class ClientCore:
             raise ValueError(f"model has {params.size} parameters, the round says {spec.num_params}")
         if self.ef is None or self.ef.dim != spec.num_params:
             self.ef = ErrorFeedback(spec.num_params)
-        train_rng, codec_rng = round_rngs(self.seed, ann.round_id)
-        result = self.trainer.train(params, ann.round_id, train_rng)
+        train_key, codec_rng, share = round_rngs(self.secret, ann.round_id)
+        if isinstance(self.trainer, KeyedTrainer):
+            result = self.trainer.train_keyed(params, ann.round_id, train_key)
+        else:
+            result = self.trainer.train(params, ann.round_id, keyed_generator(train_key))
+        if ann.HasField("dp_policy"):
+            check_round_dp(ann.dp_policy, result.round_dp)
         update = result.update * spec.example_weight(result.num_examples) + self._fold(ann.round_id, spec.num_params)
-        mask = spec.mask(self._prev_update(ann.model_version))
-        q, taken = quantize_update(update, mask, self.ef, spec.encode_spec, codec_rng)
+        mask = spec.mask(self._prev_update(ann.model_version), ema=self.emas.get(ann.model_version))
+        q, taken = quantize_update(update, mask, self.ef, spec.encode_spec, codec_rng, share)
         self.submitted[ann.round_id] = _Submitted(taken, spec.fold_late, spec.staleness_alpha, spec.max_staleness)
         self.last_round = ann.round_id
+        self.rounds_trained += 1
+        if result.round_dp is not None:
+            self.history.append(result.round_dp)
+            self.delta = result.delta
         return QuantizedUpdate(ann.round_id, q, result)
 
     def encrypt(
@@ -150,7 +220,15 @@ class ClientCore:
         """Pack, encrypt and cut ``q`` into the round's shards."""
         spec = RoundSpec.from_announcement(ann)
         cts = [encrypt_packed(public_key, p, pool) for p in pack(q.quantized, spec.packing)]
-        return shard_updates(ann, spec, self.client_id, cts, public_key, q.result)
+        updates = shard_updates(ann, spec, self.client_id, cts, public_key, q.result)
+        accountant, epsilon = self.accountant(), self.epsilon()
+        for u in updates:
+            u.accountant.CopyFrom(accountant)
+            u.epsilon = epsilon
+            if q.result.round_dp is not None:
+                z, rate, steps = q.result.round_dp
+                u.round_dp.CopyFrom(DpStep(noise_multiplier=z, sample_rate=rate, steps=steps))
+        return updates
 
 
 def shard_updates(

@@ -27,6 +27,9 @@ class FlTrainingConfig:
     local_epochs: int = 1
     #: Expected Poisson batch size; the per-step sample rate is ``1 / ceil(n / batch_size)``.
     batch_size: int = 8
+    #: Poisson batches per local epoch for every hospital (sample rate ``1 / batches_per_epoch``, expected batch
+    #: ``n / batches_per_epoch``), so one DP policy fits every hospital; 0 = ``ceil(n / batch_size)`` each.
+    batches_per_epoch: int = 8
     #: Per-example gradient clipping norm C of DP-SGD.
     max_grad_norm: float = 0.5
     #: Per-hospital privacy budget over ALL planned rounds (record-level, RDP accountant) and its delta.
@@ -71,5 +74,7 @@ class FlTrainingConfig:
             raise ValueError(f"noise_multiplier must be positive, got {self.noise_multiplier}")
         if not 0 < self.mask_fraction <= 1:
             raise ValueError(f"mask_fraction must be in (0, 1], got {self.mask_fraction}")
+        if self.batches_per_epoch < 0:
+            raise ValueError("batches_per_epoch must be >= 0")
         if not 1 <= self.quant_bits <= 32 or self.min_per_client < 1:
             raise ValueError("quant_bits must be in [1, 32] and min_per_client >= 1")

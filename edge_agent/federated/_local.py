@@ -1,50 +1,37 @@
-"""Local trainers implementing :class:`~edge_agent.federated.LocalTrainer`: Opacus DP-SGD and plain SGD.
+"""Local trainers implementing :class:`~edge_agent.federated.LocalTrainer`: DP-SGD (opacus) and plain SGD.
 
 Each ``train`` call loads the global parameters, runs the configured local epochs and returns
-``update = new - global``. Randomness (Poisson sampling, DP noise, shuffling) comes from a torch seed derived
-from the trainer's ``seed``, the ``round_id`` and one draw of the caller's ``rng``, inside a scoped
-``torch.random.fork_rng`` (the process's global torch RNG is left untouched).
+``update = new - global``. DP-SGD uses opacus's per-sample gradients and flat clipping (``GradSampleModule``,
+``DPOptimizer``); its Poisson sampling and its Gaussian noise come from a ChaCha20 keystream keyed per round and
+step (``_randomness``), so they are reproducible by the hospital that holds the round key and by no one else.
+The RDP accountant's history (one ``(noise_multiplier, sample_rate, steps)`` entry per round) is the trainer's
+own, and can be restored after a restart.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
 from edge_agent.federated._config import FlTrainingConfig
 from edge_agent.federated._data import HospitalData
 from edge_agent.federated._model import binary_metrics, flatten, load_flat, make_model, num_params
 from edge_agent.federated._privacy import accountant_epsilon, calibrated_noise_multiplier
+from edge_agent.federated._randomness import KeyedStream, derive_key
 from edge_agent.federated._trainer import LocalResult
 
 __all__ = ["DpSgdTrainer", "NonPrivateTrainer", "build_trainer"]
 
-# Opacus' per-sample-gradient hooks are full backward hooks on modules whose inputs (the data) need no grad;
-# torch warns about that on every backward. Opacus warns once that its noise does not come from a CSPRNG
-# (secure_mode needs torchcsprng, and would make seeded runs irreproducible).
-_HOOK_WARNING = "Full backward hook is firing when gradients are computed with respect to module outputs"
-_SECURE_RNG_WARNING = "Secure RNG turned off"
 
-
-@contextmanager
-def _quiet_opacus() -> Iterator[None]:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_HOOK_WARNING, category=UserWarning)
-        warnings.filterwarnings("ignore", message=_SECURE_RNG_WARNING, category=UserWarning)
-        yield
-
-
-def _round_seeds(seed: int, round_id: int, rng: np.random.Generator) -> tuple[int, int]:
-    state = np.random.SeedSequence([seed, round_id, int(rng.integers(2**32))]).generate_state(2, dtype=np.uint64)
-    return int(state[0] >> np.uint64(1)), int(state[1] >> np.uint64(1))
+def _round_key(rng: np.random.Generator) -> bytes:
+    """A round key drawn from the caller's generator (``train``); ``train_keyed`` takes one directly."""
+    return bytes(rng.bytes(32))
 
 
 class _TorchTrainer:
@@ -92,14 +79,13 @@ class _TorchTrainer:
 
 
 class DpSgdTrainer(_TorchTrainer):
-    """Opacus DP-SGD (Poisson sampling, flat per-example clipping, RDP accountant) on one hospital's data.
+    """DP-SGD (Poisson sampling, flat per-example clipping, Gaussian noise, RDP accounting) on one hospital's data.
 
-    The privacy engine persists across rounds, so the reported epsilon is this hospital's cumulative spend.
     Give either ``noise_multiplier`` or ``target_epsilon``: with the latter the noise is calibrated so that
-    ``rounds_planned`` rounds of ``epochs × ceil(n / batch_size)`` steps spend at most ``target_epsilon``.
-    The per-step sample rate is ``1 / ceil(n / batch_size)`` (Opacus derives it from the batch count).
-    Only data-independent values and the DP update's norm are put in ``metrics`` unless
-    ``report_train_metrics`` (the training loss and local accuracy are NOT covered by the DP guarantee).
+    ``rounds_planned`` rounds of ``epochs × batches`` steps spend at most ``target_epsilon``. ``batches`` per
+    epoch defaults to ``ceil(n / batch_size)``; the per-step sample rate is ``1 / batches``. Only
+    data-independent values and the DP update's norm are put in ``metrics`` unless ``report_train_metrics`` (the
+    training loss and local accuracy are NOT covered by the DP guarantee).
     """
 
     def __init__(
@@ -118,6 +104,7 @@ class DpSgdTrainer(_TorchTrainer):
         hidden: int = 0,
         seed: int = 0,
         report_train_metrics: bool = False,
+        batches: int = 0,
     ) -> None:
         super().__init__(data, test, hidden=hidden, seed=seed)
         if epochs < 1 or batch_size < 1 or rounds_planned < 1:
@@ -127,7 +114,9 @@ class DpSgdTrainer(_TorchTrainer):
         self._epochs = epochs
         self._delta = delta
         self._report = report_train_metrics
-        batches = math.ceil(data.n / batch_size)
+        self._max_grad_norm = float(max_grad_norm)
+        batches = batches or math.ceil(data.n / batch_size)
+        self._batches = batches
         self._sample_rate = 1.0 / batches
         self._steps_per_round = epochs * batches
         if noise_multiplier is None:
@@ -136,23 +125,33 @@ class DpSgdTrainer(_TorchTrainer):
                 target_epsilon, delta, self._sample_rate, rounds_planned * self._steps_per_round
             )
         self._noise_multiplier = float(noise_multiplier)
-        self._noise_gen = torch.Generator()
-        from opacus import PrivacyEngine  # lazy: opacus is heavy
+        from opacus import GradSampleModule  # lazy: opacus is heavy
+        from opacus.optimizers import DPOptimizer
 
-        with _quiet_opacus():
-            self._engine = PrivacyEngine(accountant="rdp", secure_mode=False)
-            self._gsm, self._optimizer, self._loader = self._engine.make_private(
-                module=self._model,
-                optimizer=torch.optim.SGD(self._model.parameters(), lr=lr),
-                data_loader=DataLoader(self._dataset, batch_size=batch_size),
-                noise_multiplier=self._noise_multiplier,
-                max_grad_norm=max_grad_norm,
-                poisson_sampling=True,
-                noise_generator=self._noise_gen,
-            )
-        if len(self._loader) != batches:
-            raise RuntimeError(f"opacus loader has {len(self._loader)} batches, expected {batches}")
+        self._gsm = GradSampleModule(self._model)
+        # The optimizer adds no noise itself: the step hook adds the keyed CSPRNG noise (same place, same scale).
+        self._optimizer = DPOptimizer(
+            torch.optim.SGD(self._model.parameters(), lr=lr),
+            noise_multiplier=0.0,
+            max_grad_norm=self._max_grad_norm,
+            expected_batch_size=max(1, data.n // batches),
+            loss_reduction="mean",
+        )
+        self._optimizer.attach_step_hook(self._add_noise)
+        self._X, self._y = self._dataset.tensors
+        self._noise: KeyedStream | None = None
+        self._history: list[tuple[float, float, int]] = []
         self._steps = 0
+
+    def _add_noise(self, optimizer: object) -> None:
+        """Gaussian noise of std ``noise_multiplier * max_grad_norm`` on the clipped gradient sum (here already
+        divided by the expected batch size, as opacus's ``scale_grad`` leaves it)."""
+        assert self._noise is not None
+        opt = self._optimizer
+        scale = self._noise_multiplier * self._max_grad_norm / (opt.expected_batch_size * opt.accumulated_iterations)
+        for p in opt.params:
+            z = self._noise.normal(p.grad.numel()) * scale
+            p.grad += torch.from_numpy(z).to(dtype=p.grad.dtype).reshape(p.grad.shape)
 
     @property
     def noise_multiplier(self) -> float:
@@ -163,6 +162,11 @@ class DpSgdTrainer(_TorchTrainer):
     def sample_rate(self) -> float:
         """Poisson sampling probability of each example per step."""
         return self._sample_rate
+
+    @property
+    def max_grad_norm(self) -> float:
+        """The per-example clipping norm."""
+        return self._max_grad_norm
 
     @property
     def steps_per_round(self) -> int:
@@ -176,30 +180,48 @@ class DpSgdTrainer(_TorchTrainer):
 
     @property
     def epsilon(self) -> float:
-        """Cumulative epsilon spent so far at this trainer's delta, from the privacy engine's RDP accountant history
-        (cached per-step RDP at ``streams.federated.RDP_ORDERS``: equal to ``epsilon_for`` and, in the usual
-        regime, to ``PrivacyEngine.get_epsilon(delta)``); 0 before any step."""
-        return accountant_epsilon(self._engine.accountant.history, self._delta)
+        """Cumulative epsilon at this trainer's delta from its RDP accountant history; 0 before any round."""
+        return accountant_epsilon(self._history, self._delta)
+
+    def accountant_history(self) -> list[tuple[float, float, int]]:
+        """The RDP accountant's history: ``(noise_multiplier, sample_rate, steps)`` per round trained."""
+        return list(self._history)
+
+    def restore_accountant(self, history: Sequence[tuple[float, float, int]]) -> None:
+        """Put back a history saved before a restart (so the spending is not forgotten)."""
+        self._history = [(float(z), float(q), int(t)) for z, q, t in history]
+        self._steps = sum(t for _, _, t in self._history)
 
     def train(self, global_params: NDArray[np.float64], round_id: int, rng: np.random.Generator) -> LocalResult:
-        """Run the local DP-SGD epochs from ``global_params``; return the update and the cumulative epsilon."""
+        """:meth:`train_keyed` with a round key drawn from ``rng``."""
+        return self.train_keyed(global_params, round_id, _round_key(rng))
+
+    def train_keyed(self, global_params: NDArray[np.float64], round_id: int, key: bytes) -> LocalResult:
+        """Run the local DP-SGD epochs from ``global_params``; sampling and noise of step ``s`` come from the
+        keystreams of ``derive_key(key, "sample"/"noise", round_id, s)``."""
         start = self._check_params(global_params)
-        sample_seed, noise_seed = _round_seeds(self._seed, round_id, rng)
         loss_sum, seen = 0.0, 0
-        with torch.random.fork_rng(devices=[]), _quiet_opacus():
-            torch.manual_seed(sample_seed)  # Poisson sampling draws from the (scoped) global generator
-            self._noise_gen.manual_seed(noise_seed)
-            self._gsm.train()
-            for _ in range(self._epochs):
-                for xb, yb in self._loader:
-                    self._optimizer.zero_grad()
-                    loss = self._loss(self._gsm(xb).reshape(-1), yb)
-                    loss.backward()
-                    self._optimizer.step()
-                    self._steps += 1
-                    if yb.numel():
-                        loss_sum += float(loss.detach()) * yb.numel()
-                        seen += yb.numel()
+        self._gsm.train()
+        step = 0
+        for _ in range(self._epochs):
+            for _ in range(self._batches):
+                rows = np.flatnonzero(KeyedStream(derive_key(key, "sample", round_id, step)).bernoulli(
+                    self._data.n, self._sample_rate))  # fmt: skip
+                self._noise = KeyedStream(derive_key(key, "noise", round_id, step))
+                idx = torch.from_numpy(rows.astype(np.int64))
+                xb = self._X[idx].requires_grad_(True)  # a leaf needing grad: the full backward hooks fire normally
+                yb = self._y[idx]
+                self._optimizer.zero_grad()
+                loss = self._loss(self._gsm(xb).reshape(-1), yb) if yb.numel() else (self._gsm(xb).sum() * 0.0)
+                loss.backward()
+                self._optimizer.step()
+                self._steps += 1
+                step += 1
+                if yb.numel():
+                    loss_sum += float(loss.detach()) * yb.numel()
+                    seen += yb.numel()
+        self._noise = None
+        self._history.append((self._noise_multiplier, self._sample_rate, self._steps_per_round))
         update = flatten(self._model) - start
         metrics = {
             "steps": float(self._steps_per_round),
@@ -211,7 +233,12 @@ class DpSgdTrainer(_TorchTrainer):
             metrics["train_loss"] = loss_sum / seen if seen else math.nan
             metrics["train_accuracy"] = binary_metrics(self._model, self._data.X, self._data.y)["accuracy"]
         return LocalResult(
-            update=update, num_examples=self._data.n, epsilon=self.epsilon, delta=self._delta, metrics=metrics
+            update=update,
+            num_examples=self._data.n,
+            epsilon=self.epsilon,
+            delta=self._delta,
+            metrics=metrics,
+            round_dp=(self._noise_multiplier, self._sample_rate, self._steps_per_round),
         )
 
 
@@ -239,8 +266,7 @@ class NonPrivateTrainer(_TorchTrainer):
     def train(self, global_params: NDArray[np.float64], round_id: int, rng: np.random.Generator) -> LocalResult:
         """Run the local SGD epochs from ``global_params``; return the update (epsilon = inf, delta = 0)."""
         start = self._check_params(global_params)
-        shuffle_seed, _ = _round_seeds(self._seed, round_id, rng)
-        gen = torch.Generator().manual_seed(shuffle_seed)
+        gen = torch.Generator().manual_seed(int(rng.integers(2**63)))
         X, y = self._dataset.tensors
         loss_sum = 0.0
         self._model.train()
@@ -295,4 +321,5 @@ def build_trainer(
         rounds_planned=rounds_planned,
         hidden=config.hidden,
         seed=seed,
+        batches=config.batches_per_epoch,
     )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["LocalResult", "LocalTrainer"]
+__all__ = ["DpAccounted", "KeyedTrainer", "LocalResult", "LocalTrainer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +22,8 @@ class LocalResult:
     delta: float
     #: Local training metrics, e.g. {"loss": ..., "train_accuracy": ...}.
     metrics: dict[str, float]
+    #: ``(noise_multiplier, sample_rate, steps)`` of this round's DP-SGD; None for a trainer without DP.
+    round_dp: tuple[float, float, int] | None = None
 
 
 class LocalTrainer(Protocol):
@@ -34,3 +37,20 @@ class LocalTrainer(Protocol):
     def train(self, global_params: NDArray[np.float64], round_id: int, rng: np.random.Generator) -> LocalResult: ...
 
     def evaluate(self, params: NDArray[np.float64]) -> dict[str, float]: ...
+
+
+@runtime_checkable
+class KeyedTrainer(Protocol):
+    """A trainer that takes the round's secret key directly (its sampling and noise come from a CSPRNG keyed
+    with it) instead of a NumPy generator."""
+
+    def train_keyed(self, global_params: NDArray[np.float64], round_id: int, key: bytes) -> LocalResult: ...
+
+
+@runtime_checkable
+class DpAccounted(Protocol):
+    """A DP trainer whose accountant history the client persists and restores across restarts."""
+
+    def accountant_history(self) -> list[tuple[float, float, int]]: ...
+
+    def restore_accountant(self, history: Sequence[tuple[float, float, int]]) -> None: ...

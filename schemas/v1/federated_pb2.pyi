@@ -12,6 +12,7 @@ class MaskKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MASK_KIND_UNSPECIFIED: _ClassVar[MaskKind]
     MASK_KIND_RANDOM_K: _ClassVar[MaskKind]
     MASK_KIND_TOP_K_PREVIOUS: _ClassVar[MaskKind]
+    MASK_KIND_EMA_EXPLORE: _ClassVar[MaskKind]
 
 class StragglerMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -21,6 +22,7 @@ class StragglerMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
 MASK_KIND_UNSPECIFIED: MaskKind
 MASK_KIND_RANDOM_K: MaskKind
 MASK_KIND_TOP_K_PREVIOUS: MaskKind
+MASK_KIND_EMA_EXPLORE: MaskKind
 STRAGGLER_MODE_UNSPECIFIED: StragglerMode
 STRAGGLER_MODE_DROP: StragglerMode
 STRAGGLER_MODE_FOLD: StragglerMode
@@ -36,7 +38,7 @@ class PartitionOffset(_message.Message):
     def __init__(self, topic: _Optional[str] = ..., partition: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
 
 class RoundAnnouncement(_message.Message):
-    __slots__ = ("model_name", "round_id", "model_version", "invited", "min_clients", "max_clients", "deadline", "clip_norm", "quant_bits", "quant_range", "mask_kind", "mask_seed", "mask_k", "paillier_key_id", "values_per_plaintext", "num_params", "num_shards", "key_bits", "straggler_mode", "staleness_alpha", "max_staleness", "start_offsets", "noise_std", "example_scale", "announced_at", "server_lr")
+    __slots__ = ("model_name", "round_id", "model_version", "invited", "min_clients", "max_clients", "deadline", "clip_norm", "quant_bits", "quant_range", "mask_kind", "mask_seed", "mask_k", "paillier_key_id", "values_per_plaintext", "num_params", "num_shards", "key_bits", "straggler_mode", "staleness_alpha", "max_staleness", "start_offsets", "noise_std", "example_scale", "announced_at", "server_lr", "dp_policy", "rounds_planned", "mask_ema_decay", "mask_explore_fraction", "mask_max_gap")
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     ROUND_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -63,6 +65,11 @@ class RoundAnnouncement(_message.Message):
     EXAMPLE_SCALE_FIELD_NUMBER: _ClassVar[int]
     ANNOUNCED_AT_FIELD_NUMBER: _ClassVar[int]
     SERVER_LR_FIELD_NUMBER: _ClassVar[int]
+    DP_POLICY_FIELD_NUMBER: _ClassVar[int]
+    ROUNDS_PLANNED_FIELD_NUMBER: _ClassVar[int]
+    MASK_EMA_DECAY_FIELD_NUMBER: _ClassVar[int]
+    MASK_EXPLORE_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    MASK_MAX_GAP_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     round_id: int
     model_version: int
@@ -89,10 +96,49 @@ class RoundAnnouncement(_message.Message):
     example_scale: float
     announced_at: int
     server_lr: float
-    def __init__(self, model_name: _Optional[str] = ..., round_id: _Optional[int] = ..., model_version: _Optional[int] = ..., invited: _Optional[_Iterable[str]] = ..., min_clients: _Optional[int] = ..., max_clients: _Optional[int] = ..., deadline: _Optional[int] = ..., clip_norm: _Optional[float] = ..., quant_bits: _Optional[int] = ..., quant_range: _Optional[float] = ..., mask_kind: _Optional[_Union[MaskKind, str]] = ..., mask_seed: _Optional[int] = ..., mask_k: _Optional[int] = ..., paillier_key_id: _Optional[str] = ..., values_per_plaintext: _Optional[int] = ..., num_params: _Optional[int] = ..., num_shards: _Optional[int] = ..., key_bits: _Optional[int] = ..., straggler_mode: _Optional[_Union[StragglerMode, str]] = ..., staleness_alpha: _Optional[float] = ..., max_staleness: _Optional[int] = ..., start_offsets: _Optional[_Iterable[_Union[PartitionOffset, _Mapping]]] = ..., noise_std: _Optional[float] = ..., example_scale: _Optional[float] = ..., announced_at: _Optional[int] = ..., server_lr: _Optional[float] = ...) -> None: ...
+    dp_policy: DpPolicy
+    rounds_planned: int
+    mask_ema_decay: float
+    mask_explore_fraction: float
+    mask_max_gap: int
+    def __init__(self, model_name: _Optional[str] = ..., round_id: _Optional[int] = ..., model_version: _Optional[int] = ..., invited: _Optional[_Iterable[str]] = ..., min_clients: _Optional[int] = ..., max_clients: _Optional[int] = ..., deadline: _Optional[int] = ..., clip_norm: _Optional[float] = ..., quant_bits: _Optional[int] = ..., quant_range: _Optional[float] = ..., mask_kind: _Optional[_Union[MaskKind, str]] = ..., mask_seed: _Optional[int] = ..., mask_k: _Optional[int] = ..., paillier_key_id: _Optional[str] = ..., values_per_plaintext: _Optional[int] = ..., num_params: _Optional[int] = ..., num_shards: _Optional[int] = ..., key_bits: _Optional[int] = ..., straggler_mode: _Optional[_Union[StragglerMode, str]] = ..., staleness_alpha: _Optional[float] = ..., max_staleness: _Optional[int] = ..., start_offsets: _Optional[_Iterable[_Union[PartitionOffset, _Mapping]]] = ..., noise_std: _Optional[float] = ..., example_scale: _Optional[float] = ..., announced_at: _Optional[int] = ..., server_lr: _Optional[float] = ..., dp_policy: _Optional[_Union[DpPolicy, _Mapping]] = ..., rounds_planned: _Optional[int] = ..., mask_ema_decay: _Optional[float] = ..., mask_explore_fraction: _Optional[float] = ..., mask_max_gap: _Optional[int] = ...) -> None: ...
+
+class DpPolicy(_message.Message):
+    __slots__ = ("noise_multiplier", "max_sample_rate", "max_steps_per_round", "max_grad_norm", "delta")
+    NOISE_MULTIPLIER_FIELD_NUMBER: _ClassVar[int]
+    MAX_SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
+    MAX_STEPS_PER_ROUND_FIELD_NUMBER: _ClassVar[int]
+    MAX_GRAD_NORM_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    noise_multiplier: float
+    max_sample_rate: float
+    max_steps_per_round: int
+    max_grad_norm: float
+    delta: float
+    def __init__(self, noise_multiplier: _Optional[float] = ..., max_sample_rate: _Optional[float] = ..., max_steps_per_round: _Optional[int] = ..., max_grad_norm: _Optional[float] = ..., delta: _Optional[float] = ...) -> None: ...
+
+class DpStep(_message.Message):
+    __slots__ = ("noise_multiplier", "sample_rate", "steps")
+    NOISE_MULTIPLIER_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    noise_multiplier: float
+    sample_rate: float
+    steps: int
+    def __init__(self, noise_multiplier: _Optional[float] = ..., sample_rate: _Optional[float] = ..., steps: _Optional[int] = ...) -> None: ...
+
+class AccountantState(_message.Message):
+    __slots__ = ("history", "rounds_trained", "delta")
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
+    ROUNDS_TRAINED_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    history: _containers.RepeatedCompositeFieldContainer[DpStep]
+    rounds_trained: int
+    delta: float
+    def __init__(self, history: _Optional[_Iterable[_Union[DpStep, _Mapping]]] = ..., rounds_trained: _Optional[int] = ..., delta: _Optional[float] = ...) -> None: ...
 
 class ModelUpdate(_message.Message):
-    __slots__ = ("model_name", "round_id", "client_id", "shard", "num_shards", "ciphertexts", "num_examples", "paillier_key_id", "epsilon", "delta")
+    __slots__ = ("model_name", "round_id", "client_id", "shard", "num_shards", "ciphertexts", "num_examples", "paillier_key_id", "epsilon", "delta", "round_dp", "accountant")
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     ROUND_ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -103,6 +149,8 @@ class ModelUpdate(_message.Message):
     PAILLIER_KEY_ID_FIELD_NUMBER: _ClassVar[int]
     EPSILON_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
+    ROUND_DP_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNTANT_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     round_id: int
     client_id: str
@@ -113,7 +161,9 @@ class ModelUpdate(_message.Message):
     paillier_key_id: str
     epsilon: float
     delta: float
-    def __init__(self, model_name: _Optional[str] = ..., round_id: _Optional[int] = ..., client_id: _Optional[str] = ..., shard: _Optional[int] = ..., num_shards: _Optional[int] = ..., ciphertexts: _Optional[_Iterable[bytes]] = ..., num_examples: _Optional[int] = ..., paillier_key_id: _Optional[str] = ..., epsilon: _Optional[float] = ..., delta: _Optional[float] = ...) -> None: ...
+    round_dp: DpStep
+    accountant: AccountantState
+    def __init__(self, model_name: _Optional[str] = ..., round_id: _Optional[int] = ..., client_id: _Optional[str] = ..., shard: _Optional[int] = ..., num_shards: _Optional[int] = ..., ciphertexts: _Optional[_Iterable[bytes]] = ..., num_examples: _Optional[int] = ..., paillier_key_id: _Optional[str] = ..., epsilon: _Optional[float] = ..., delta: _Optional[float] = ..., round_dp: _Optional[_Union[DpStep, _Mapping]] = ..., accountant: _Optional[_Union[AccountantState, _Mapping]] = ...) -> None: ...
 
 class EnvelopeRef(_message.Message):
     __slots__ = ("topic", "partition", "offset", "envelope_sha256")
@@ -206,7 +256,7 @@ class EncryptedSum(_message.Message):
     def __init__(self, model_name: _Optional[str] = ..., round_id: _Optional[int] = ..., shard: _Optional[int] = ..., paillier_key_id: _Optional[str] = ..., ciphertexts: _Optional[_Iterable[bytes]] = ..., contributors: _Optional[_Iterable[_Union[ContributorRef, _Mapping]]] = ...) -> None: ...
 
 class PlainAggregate(_message.Message):
-    __slots__ = ("model_name", "round_id", "shard", "values", "contributors", "contributors_sha256", "sum_sha256")
+    __slots__ = ("model_name", "round_id", "shard", "values", "contributors", "contributors_sha256", "sum_sha256", "privacy")
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     ROUND_ID_FIELD_NUMBER: _ClassVar[int]
     SHARD_FIELD_NUMBER: _ClassVar[int]
@@ -214,6 +264,7 @@ class PlainAggregate(_message.Message):
     CONTRIBUTORS_FIELD_NUMBER: _ClassVar[int]
     CONTRIBUTORS_SHA256_FIELD_NUMBER: _ClassVar[int]
     SUM_SHA256_FIELD_NUMBER: _ClassVar[int]
+    PRIVACY_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     round_id: int
     shard: int
@@ -221,20 +272,47 @@ class PlainAggregate(_message.Message):
     contributors: _containers.RepeatedScalarFieldContainer[str]
     contributors_sha256: bytes
     sum_sha256: bytes
-    def __init__(self, model_name: _Optional[str] = ..., round_id: _Optional[int] = ..., shard: _Optional[int] = ..., values: _Optional[_Iterable[float]] = ..., contributors: _Optional[_Iterable[str]] = ..., contributors_sha256: _Optional[bytes] = ..., sum_sha256: _Optional[bytes] = ...) -> None: ...
+    privacy: _containers.RepeatedCompositeFieldContainer[ContributorPrivacy]
+    def __init__(self, model_name: _Optional[str] = ..., round_id: _Optional[int] = ..., shard: _Optional[int] = ..., values: _Optional[_Iterable[float]] = ..., contributors: _Optional[_Iterable[str]] = ..., contributors_sha256: _Optional[bytes] = ..., sum_sha256: _Optional[bytes] = ..., privacy: _Optional[_Iterable[_Union[ContributorPrivacy, _Mapping]]] = ...) -> None: ...
+
+class ContributorPrivacy(_message.Message):
+    __slots__ = ("client_id", "round_dp", "rounds_trained")
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ROUND_DP_FIELD_NUMBER: _ClassVar[int]
+    ROUNDS_TRAINED_FIELD_NUMBER: _ClassVar[int]
+    client_id: str
+    round_dp: DpStep
+    rounds_trained: int
+    def __init__(self, client_id: _Optional[str] = ..., round_dp: _Optional[_Union[DpStep, _Mapping]] = ..., rounds_trained: _Optional[int] = ...) -> None: ...
+
+class ClientPrivacy(_message.Message):
+    __slots__ = ("client_id", "rounds", "epsilon", "history")
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ROUNDS_FIELD_NUMBER: _ClassVar[int]
+    EPSILON_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
+    client_id: str
+    rounds: int
+    epsilon: float
+    history: _containers.RepeatedCompositeFieldContainer[DpStep]
+    def __init__(self, client_id: _Optional[str] = ..., rounds: _Optional[int] = ..., epsilon: _Optional[float] = ..., history: _Optional[_Iterable[_Union[DpStep, _Mapping]]] = ...) -> None: ...
 
 class PrivacySpent(_message.Message):
-    __slots__ = ("epsilon", "delta", "accountant")
+    __slots__ = ("epsilon", "delta", "accountant", "mechanism", "clients")
     EPSILON_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
     ACCOUNTANT_FIELD_NUMBER: _ClassVar[int]
+    MECHANISM_FIELD_NUMBER: _ClassVar[int]
+    CLIENTS_FIELD_NUMBER: _ClassVar[int]
     epsilon: float
     delta: float
     accountant: str
-    def __init__(self, epsilon: _Optional[float] = ..., delta: _Optional[float] = ..., accountant: _Optional[str] = ...) -> None: ...
+    mechanism: str
+    clients: _containers.RepeatedCompositeFieldContainer[ClientPrivacy]
+    def __init__(self, epsilon: _Optional[float] = ..., delta: _Optional[float] = ..., accountant: _Optional[str] = ..., mechanism: _Optional[str] = ..., clients: _Optional[_Iterable[_Union[ClientPrivacy, _Mapping]]] = ...) -> None: ...
 
 class ModelVersion(_message.Message):
-    __slots__ = ("model_name", "version", "round_id", "weights", "artifact_uri", "weights_sha256", "format", "privacy", "contributors", "metrics", "central_privacy")
+    __slots__ = ("model_name", "version", "round_id", "weights", "artifact_uri", "weights_sha256", "format", "privacy", "contributors", "metrics", "central_privacy", "mask_ema")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -253,6 +331,7 @@ class ModelVersion(_message.Message):
     CONTRIBUTORS_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
     CENTRAL_PRIVACY_FIELD_NUMBER: _ClassVar[int]
+    MASK_EMA_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     version: int
     round_id: int
@@ -264,4 +343,5 @@ class ModelVersion(_message.Message):
     contributors: _containers.RepeatedScalarFieldContainer[str]
     metrics: _containers.ScalarMap[str, float]
     central_privacy: PrivacySpent
-    def __init__(self, model_name: _Optional[str] = ..., version: _Optional[int] = ..., round_id: _Optional[int] = ..., weights: _Optional[bytes] = ..., artifact_uri: _Optional[str] = ..., weights_sha256: _Optional[bytes] = ..., format: _Optional[str] = ..., privacy: _Optional[_Union[PrivacySpent, _Mapping]] = ..., contributors: _Optional[_Iterable[str]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., central_privacy: _Optional[_Union[PrivacySpent, _Mapping]] = ...) -> None: ...
+    mask_ema: bytes
+    def __init__(self, model_name: _Optional[str] = ..., version: _Optional[int] = ..., round_id: _Optional[int] = ..., weights: _Optional[bytes] = ..., artifact_uri: _Optional[str] = ..., weights_sha256: _Optional[bytes] = ..., format: _Optional[str] = ..., privacy: _Optional[_Union[PrivacySpent, _Mapping]] = ..., contributors: _Optional[_Iterable[str]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., central_privacy: _Optional[_Union[PrivacySpent, _Mapping]] = ..., mask_ema: _Optional[bytes] = ...) -> None: ...

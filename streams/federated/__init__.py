@@ -18,8 +18,23 @@ from streams.federated._dp import (
     gaussian_mechanism_sigma,
     noise_multiplier_for,
 )
-from streams.federated._keyfiles import PAILLIER_PRIVATE_FILE, PAILLIER_PUBLIC_FILE, paillier_private_files
-from streams.federated._mask import ErrorFeedback, as_mask, random_k_mask, top_k_mask
+from streams.federated._keyfiles import (
+    CLIENT_SECRET_FILE,
+    PAILLIER_PRIVATE_FILE,
+    PAILLIER_PUBLIC_FILE,
+    create_client_secret,
+    load_client_secret,
+    paillier_private_files,
+)
+from streams.federated._mask import (
+    ErrorFeedback,
+    as_mask,
+    ema_explore_mask,
+    random_k_mask,
+    round_robin_share,
+    top_k_mask,
+    update_ema,
+)
 from streams.federated._packing import (
     PLAINTEXT_MARGIN_BITS,
     PackedAccumulator,
@@ -60,6 +75,13 @@ from streams.federated._pipeline import (
     decrypt_aggregate,
     scatter_masked,
 )
+from streams.federated._policy import (
+    dp_step_violation,
+    history_epsilon,
+    policy_entry,
+    policy_violation,
+    sum_noise_multiplier,
+)
 from streams.federated._quantize import (
     QuantSpec,
     clip_by_l2,
@@ -70,6 +92,7 @@ from streams.federated._quantize import (
 from streams.federated._round import RoundSpec, shard_bounds, staleness_weight, update_key
 
 __all__ = [
+    "CLIENT_SECRET_FILE",
     "OPACUS_DEFAULT_ORDERS",
     "PAILLIER_PRIVATE_FILE",
     "PAILLIER_PUBLIC_FILE",
@@ -93,18 +116,23 @@ __all__ = [
     "ciphertext_to_bytes",
     "client_encode",
     "clip_by_l2",
+    "create_client_secret",
     "decode_aggregate",
     "decrypt_aggregate",
     "decrypt_raw",
     "dequantize",
     "dequantize_sum",
     "distributed_noise_std",
+    "dp_step_violation",
+    "ema_explore_mask",
     "encrypt_packed",
     "encrypt_with_obfuscator",
     "epsilon_for",
     "gaussian_mechanism_sigma",
     "generate_keypair",
+    "history_epsilon",
     "key_id",
+    "load_client_secret",
     "load_private_key",
     "load_public_key",
     "max_values_per_plaintext",
@@ -112,18 +140,23 @@ __all__ = [
     "obfuscator",
     "pack",
     "paillier_private_files",
+    "policy_entry",
+    "policy_violation",
     "private_key_from_json",
     "private_key_to_json",
     "public_key_from_json",
     "public_key_to_json",
     "random_k_mask",
+    "round_robin_share",
     "save_private_key",
     "save_public_key",
     "scatter_masked",
     "shard_bounds",
     "staleness_weight",
     "stochastic_quantize",
+    "sum_noise_multiplier",
     "top_k_mask",
     "unpack",
+    "update_ema",
     "update_key",
 ]

@@ -63,7 +63,8 @@ def client_encode(
 ) -> list[int]:
     """Encode one client's full-length ``update`` into Paillier ciphertexts of the masked values.
 
-    Updates ``ef`` in place: coordinates outside ``mask`` are carried to the next round.
+    Updates ``ef`` in place: coordinates outside ``mask``, and what clipping removed from those inside, are
+    carried to the next round.
     ``rng`` drives stochastic rounding and the noise share; encryption randomness comes from
     the OS CSPRNG (via ``pool`` or phe).
     """
@@ -71,9 +72,8 @@ def client_encode(
         raise ValueError(f"public key is smaller than the packing's {spec.packing.key_bits} bits")
     compensated = ef.compensate(update)
     idx = as_mask(mask, ef.dim)
-    sent = compensated[idx]
-    ef.record_sent(compensated, idx)
-    values = clip_by_l2(sent, spec.clip_norm)
+    values = clip_by_l2(compensated[idx], spec.clip_norm)
+    ef.record_sent(compensated, idx, values)  # what clipping removed stays in the residual
     if spec.noise_std > 0:
         values = values + rng.normal(0.0, spec.noise_std, size=values.shape)
     q = stochastic_quantize(values, spec.quant, rng)

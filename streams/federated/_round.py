@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from schemas import MaskKind, RoundAnnouncement, StragglerMode
-from streams.federated._mask import random_k_mask, top_k_mask
+from streams.federated._mask import ema_explore_mask, random_k_mask, round_robin_share, top_k_mask
 from streams.federated._packing import PackingSpec
 from streams.federated._pipeline import EncodeSpec
 from streams.federated._quantize import QuantSpec
@@ -65,6 +65,9 @@ class RoundSpec:
     fold_late: bool = False
     staleness_alpha: float = 0.5
     max_staleness: int = 0
+    mask_ema_decay: float = 0.0
+    mask_explore_fraction: float = 0.0
+    mask_max_gap: int = 0
 
     @classmethod
     def from_announcement(cls, ann: RoundAnnouncement) -> RoundSpec:
@@ -90,6 +93,9 @@ class RoundSpec:
             fold_late=ann.straggler_mode == StragglerMode.STRAGGLER_MODE_FOLD,
             staleness_alpha=ann.staleness_alpha,
             max_staleness=ann.max_staleness,
+            mask_ema_decay=ann.mask_ema_decay,
+            mask_explore_fraction=ann.mask_explore_fraction,
+            mask_max_gap=ann.mask_max_gap,
         )
         spec.validate()
         return spec
@@ -100,8 +106,14 @@ class RoundSpec:
             raise ValueError("a round needs a model name and a round id >= 1")
         if not 1 <= self.mask_k <= self.num_params:
             raise ValueError(f"mask_k must be in [1, num_params={self.num_params}], got {self.mask_k}")
-        if self.mask_kind not in (MaskKind.MASK_KIND_RANDOM_K, MaskKind.MASK_KIND_TOP_K_PREVIOUS):
+        kinds = (MaskKind.MASK_KIND_RANDOM_K, MaskKind.MASK_KIND_TOP_K_PREVIOUS, MaskKind.MASK_KIND_EMA_EXPLORE)
+        if self.mask_kind not in kinds:
             raise ValueError(f"unknown mask kind {self.mask_kind}")
+        if self.mask_kind == MaskKind.MASK_KIND_EMA_EXPLORE:
+            if not (0 <= self.mask_ema_decay < 1 and 0 <= self.mask_explore_fraction <= 1 and self.mask_max_gap >= 1):
+                raise ValueError("EMA mask needs decay in [0, 1), explore fraction in [0, 1] and max gap >= 1")
+            if round_robin_share(self.num_params, self.mask_max_gap) > self.mask_k:
+                raise ValueError(f"mask_max_gap {self.mask_max_gap} needs more than mask_k guaranteed visits per round")
         if not self.paillier_key_id:
             raise ValueError("a round needs a Paillier key id")
         if not (math.isfinite(self.example_scale) and self.example_scale >= 0):
@@ -144,11 +156,24 @@ class RoundSpec:
         vpp = self.values_per_plaintext
         return start * vpp, min(stop * vpp, self.mask_k)
 
-    def mask(self, prev_global_update: ArrayLike | None = None) -> NDArray[np.int64]:
-        """The round's shared coordinates: seeded random-k, or top-k of the previous global update
-        (random-k from the seed when there is none yet, i.e. in the first round)."""
+    def mask(self, prev_global_update: ArrayLike | None = None, *, ema: ArrayLike | None = None) -> NDArray[np.int64]:
+        """The round's shared coordinates: seeded random-k; top-k of the previous global update (random-k from
+        the seed when there is none yet, i.e. in the first round); or :func:`~streams.federated.ema_explore_mask`
+        of the EMA the announced model version carries (zeros when it carries none)."""
         if self.mask_k == self.num_params:
             return np.arange(self.num_params, dtype=np.int64)
+        if self.mask_kind == MaskKind.MASK_KIND_EMA_EXPLORE:
+            scores = np.zeros(self.num_params) if ema is None else np.asarray(ema, dtype=np.float64)
+            if scores.shape != (self.num_params,):
+                raise ValueError(f"the mask EMA has shape {scores.shape}, the round {self.num_params} parameters")
+            return ema_explore_mask(
+                scores,
+                self.mask_k,
+                round_id=self.round_id,
+                seed=self.mask_seed,
+                explore_fraction=self.mask_explore_fraction,
+                max_gap=self.mask_max_gap,
+            )
         if self.mask_kind == MaskKind.MASK_KIND_TOP_K_PREVIOUS and prev_global_update is not None:
             return top_k_mask(prev_global_update, self.mask_k)
         return random_k_mask(self.num_params, self.mask_k, self.mask_seed)

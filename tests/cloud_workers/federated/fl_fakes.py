@@ -11,7 +11,7 @@ from edge_agent.federated._client_core import ClientCore
 from schemas import MedicalRecord, ModelUpdate, ModelVersion, RoundAnnouncement
 from streams import ChainState, Keyring, LogEvent, decode_payload, envelope_hash, seal, split_payload
 from streams.federated import PublicKey
-from tests.cloud_workers.federated.harness import CLIENTS, DIM, trainers
+from tests.cloud_workers.federated.harness import CLIENTS, DIM, secret_of, trainers
 
 UPDATES = "updates"
 
@@ -53,8 +53,8 @@ def chunks(update: ModelUpdate, size: int = 96) -> list[Message]:
                               chunk_size=size))  # fmt: skip
 
 
-def client_update(ann: RoundAnnouncement, client: str, pub: PublicKey, seed: int = 11) -> ModelUpdate:
-    core = ClientCore(client, trainers()[client], seed)
+def client_update(ann: RoundAnnouncement, client: str, pub: PublicKey, secret: bytes | None = None) -> ModelUpdate:
+    core = ClientCore(client, trainers()[client], secret if secret is not None else secret_of(client))
     core.on_model(ModelVersion(model_name=ann.model_name, version=ann.model_version), np.zeros(DIM))
     (update,) = core.encrypt(ann, core.quantize(ann), pub, None)
     return update

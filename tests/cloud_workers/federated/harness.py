@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -47,6 +48,9 @@ KEY_BITS = 1024
 DIM = 6
 IDS = FlIdentities(aggregators=("fl-aggregator-0", "fl-aggregator-1"), keyholders=("fl-keyholder",))
 CLIENTS = {"fl-client-a": "HA", "fl-client-b": "HB", "fl-client-c": "HC", "fl-client-d": "HD"}
+#: The DP policy the harness coordinator announces, and the round every LinearTrainer declares.
+DP_POLICY = {"dp_noise_multiplier": 2.0, "dp_max_sample_rate": 0.4, "dp_max_steps_per_round": 4}
+DP_ROUND = (2.0, 0.4, 4)
 SERVICES = [IDS.coordinator, IDS.models, "fl-aggregator-0", "fl-aggregator-1", "fl-keyholder"]
 
 
@@ -74,10 +78,19 @@ class LinearTrainer:
             xb, yb = self._x[idx], self._y[idx]
             w -= 0.05 * xb.T @ (xb @ w - yb) / len(idx)
         update = w - global_params
-        return LocalResult(update, len(self._y), self._eps * round_id, 1e-5, {"loss": self.evaluate(w)["loss"]})
+        # Declares the DP-SGD round the harness policy allows (a stand-in for a DP trainer: the protocol under test
+        # checks and accounts what is declared; the noise itself is DpSgdTrainer's business, tested on its own).
+        return LocalResult(
+            update, len(self._y), self._eps * round_id, 1e-5, {"loss": self.evaluate(w)["loss"]}, round_dp=DP_ROUND
+        )
 
     def evaluate(self, params: NDArray[np.float64]) -> dict[str, float]:
         return {"loss": float(np.mean((self._x @ params - self._y) ** 2))}
+
+
+def secret_of(client_id: str) -> bytes:
+    """A fixed test secret per client (the twin recomputes the clients' rounds with it)."""
+    return hashlib.sha256(b"medkiosk-test-secret/" + client_id.encode()).digest()
 
 
 def trainers(dim: int = DIM) -> dict[str, LinearTrainer]:
@@ -102,7 +115,7 @@ def make_keys(root: Path) -> FlKeys:
     export_fl_role(root, dirs["aggregator-1"], producers=["fl-aggregator-1"])
     export_fl_role(root, dirs["keyholder"], producers=["fl-keyholder"], domains=["fl"], private_key=True)
     for cid in CLIENTS:
-        export_fl_role(root, dirs[cid], producers=[cid])
+        export_fl_role(root, dirs[cid], producers=[cid], client_secret=True)
     return FlKeys(
         root, dirs, load_public_key(root / PAILLIER_PUBLIC_FILE), load_private_key(root / PAILLIER_PRIVATE_FILE)
     )
@@ -120,6 +133,7 @@ def config(keys: FlKeys, model: str, **overrides: Any) -> CoordinatorConfig:
         "clip_norm": 2.0,
         "quant_bits": 16,
         "straggler_mode": StragglerMode.STRAGGLER_MODE_DROP,
+        **DP_POLICY,
     }
     base.update(overrides)
     return CoordinatorConfig(**base)
@@ -172,8 +186,8 @@ class Harness:
 
     def client(self, cid: str, trainer: Any, *, delays: Mapping[int, float] | None = None, **kw: Any) -> FlClient:
         cfg = ClientConfig(
-            client_id=cid, hospital_id=CLIENTS[cid], model_name=self.model, seed=11, topics=self.topics,
-            delays=dict(delays or {}), chunk_size=kw.pop("chunk_size", 96),
+            client_id=cid, hospital_id=CLIENTS[cid], model_name=self.model, secret=secret_of(cid), topics=self.topics,
+            delays=dict(delays or {}), chunk_size=kw.pop("chunk_size", 96), hold_at=kw.pop("hold_at", None),
         )  # fmt: skip
         return FlClient(cfg, trainer, self.keys.public_key, self.settings(cid), self.keyring(cid), BusMetrics(cid))
 
@@ -267,7 +281,7 @@ def twin(
     """The parameters after each round as the protocol must compute them, without encryption or Kafka:
     round r is trained by ``trained[r]`` (default: its contributors) and summed over ``contributors[r]``."""
     params = np.zeros(dim)
-    cores = {cid: ClientCore(cid, t, 11) for cid, t in trainer_map.items()}
+    cores = {cid: ClientCore(cid, t, secret_of(cid)) for cid, t in trainer_map.items()}
     out = [params]
     prev_contributors: list[str] = []
     for r, who in enumerate(contributors, start=1):

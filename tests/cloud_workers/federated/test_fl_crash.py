@@ -122,7 +122,8 @@ async def test_kill_9_mid_round_then_restart_gives_the_exact_aggregate(broker: E
     coordinator = Role(
         h, "coordinator", "coordinator",
         ["coordinator", "--rounds", str(ROUNDS), "--client", ",".join(sorted(CLIENTS)), "--min-clients", "3",
-         "--deadline", "20", "--num-params", str(DIM), "--clip-norm", "2", "--quant-bits", "16"],
+         "--deadline", "20", "--num-params", str(DIM), "--clip-norm", "2", "--quant-bits", "16", "--mask", "random-k",
+         "--dp-noise-multiplier", "2.0", "--dp-max-sample-rate", "0.4", "--dp-max-steps", "4"],
         logs,
     )  # fmt: skip
     aggregator = Role(h, "aggregator", "aggregator", ["aggregator", "--aggregator-id", "fl-aggregator-0"], logs)

@@ -35,6 +35,7 @@ from tests.cloud_workers.federated.harness import (
     params_of,
     read_models,
     running,
+    secret_of,
     trainers,
     twin,
 )
@@ -45,10 +46,12 @@ R = RejectReason
 C = "fl-client-c"
 
 
-def _seal_all(messages: list[object], key: SigningKey, hospital: str, start_seq: int) -> list[MedicalRecord]:
+def _seal_all(
+    messages: list[object], key: SigningKey, hospital: str, start_seq: int, stream: str
+) -> list[MedicalRecord]:
     chain, out = ChainState(start_seq, bytes(32)), []
     for msg in messages:
-        rec, chain = seal(msg, signing_key=key, chain=chain, hospital_id=hospital, data_key=None)  # type: ignore[arg-type]
+        rec, chain = seal(msg, signing_key=key, chain=chain, hospital_id=hospital, data_key=None, stream=stream)  # type: ignore[arg-type]
         out.append(rec)
     return out
 
@@ -99,26 +102,28 @@ async def test_bad_updates_leave_the_aggregate_exact_and_land_in_the_dlq(broker:
         key = update_key(h.model, 1, 0)
 
         # The test is client C: its real update, chunked, sent in reverse order and every chunk twice ...
-        core = ClientCore(C, trainers()[C], 11)
+        core = ClientCore(C, trainers()[C], secret_of(C))
         core.on_model(ModelVersion(model_name=h.model, version=0, round_id=0), np.zeros(DIM))
         q = core.quantize(ann)
         (first,) = core.encrypt(ann, q, keys.public_key, None)
         (second,) = core.encrypt(ann, q, keys.public_key, None)  # same values, fresh randomness: another update
-        first_env = _seal_all(_chunks(first), everyone.signing_key(C), CLIENTS[C], 0)
+        first_env = _seal_all(_chunks(first), everyone.signing_key(C), CLIENTS[C], 0, h.topics.updates)
         assert len(first_env) > 2
-        second_env = _seal_all(_chunks(second), everyone.signing_key(C), CLIENTS[C], len(first_env))
+        second_env = _seal_all(_chunks(second), everyone.signing_key(C), CLIENTS[C], len(first_env), h.topics.updates)
         # ... an unsigned envelope, one claiming client D but signed with A's key, and D's update for round 99.
         unsigned = MedicalRecord()
         unsigned.CopyFrom(first_env[0])
         unsigned.signature.r, unsigned.signature.s = b"", b""
         impostor = SigningKey("fl-client-d", 1, everyone.signing_key("fl-client-a").private_key)
-        wrong_sig = _seal_all(_chunks(first), impostor, CLIENTS["fl-client-d"], 100)[0]
+        wrong_sig = _seal_all(_chunks(first), impostor, CLIENTS["fl-client-d"], 100, h.topics.updates)[0]
         future = RoundAnnouncement()
         future.CopyFrom(ann)
         future.round_id = 99
         (wrong_round,) = core.encrypt(future, q, keys.public_key, None)
         wrong_round.client_id = "fl-client-d"
-        wrong_round_env = _seal_all([wrong_round], everyone.signing_key("fl-client-d"), CLIENTS["fl-client-d"], 5000)
+        wrong_round_env = _seal_all(
+            [wrong_round], everyone.signing_key("fl-client-d"), CLIENTS["fl-client-d"], 5000, h.topics.updates
+        )
         wire: list[MedicalRecord | bytes] = []
         for env in reversed(first_env):
             wire += [env, env]
@@ -159,7 +164,7 @@ async def test_bad_updates_leave_the_aggregate_exact_and_land_in_the_dlq(broker:
         del by_id["fl-client-d"].parts[:]
         by_id["fl-client-d"].parts.extend(by_id["fl-client-a"].parts)
         single.ciphertexts[:] = list(first.ciphertexts)  # one client's update, posing as the sum
-        sums = _seal_all([too_few, forged, single], everyone.signing_key("fl-aggregator-0"), "", 9000)
+        sums = _seal_all([too_few, forged, single], everyone.signing_key("fl-aggregator-0"), "", 9000, h.topics.sums)
         await _produce(h.bootstrap, h.topics.sums, key, list(sums))
         refused = await dead_letters(h.bootstrap, [h.topics.sums], want=3)
         assert sorted(R.Name(d.reason) for d in refused) == sorted(

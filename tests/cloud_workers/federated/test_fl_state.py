@@ -20,6 +20,7 @@ from cloud_workers.federated import (
     verify_sum,
 )
 from schemas import (
+    DpStep,
     EncryptedSum,
     MaskKind,
     ModelVersion,
@@ -34,11 +35,12 @@ from streams.federated import (
     RoundSpec,
     decode_aggregate,
     decrypt_aggregate,
+    history_epsilon,
     shard_bounds,
     staleness_weight,
 )
 from tests.cloud_workers.federated.fl_fakes import Log, client_update, send
-from tests.cloud_workers.federated.harness import CLIENTS, DIM, FlKeys, config, make_keys
+from tests.cloud_workers.federated.harness import CLIENTS, DIM, DP_ROUND, FlKeys, config, make_keys
 
 R = RejectReason
 A, B, C, D = sorted(CLIENTS)
@@ -56,6 +58,15 @@ def everyone(keys: FlKeys) -> Keyring:
 
 def _ann(keys: FlKeys, round_id: int = 1, **overrides: object) -> RoundAnnouncement:
     return config(keys, "m", **overrides).announcement(round_id, round_id - 1, DIM, 1_000)
+
+
+def _agg(values: list[float], *, round_id: int = 1, declared: dict[str, int] | None = None) -> PlainAggregate:
+    """A keyholder's aggregate over every client, with what their signed updates declared."""
+    agg = PlainAggregate(model_name="m", round_id=round_id, shard=0, values=values, contributors=sorted(CLIENTS))
+    for cid in sorted(CLIENTS):
+        p = agg.privacy.add(client_id=cid, rounds_trained=(declared or {}).get(cid, round_id))
+        p.round_dp.CopyFrom(DpStep(noise_multiplier=DP_ROUND[0], sample_rate=DP_ROUND[1], steps=DP_ROUND[2]))
+    return agg
 
 
 def _receipt(ann: RoundAnnouncement, client: str, shard: int = 0, **kw: object) -> UpdateReceipt:
@@ -158,17 +169,20 @@ def test_only_clients_with_every_shard_count(keys: FlKeys) -> None:
 
 def test_apply_is_exact_and_a_restart_decides_the_same(keys: FlKeys) -> None:
     state, ann = _coordinator(keys, server_lr=0.5)
-    for client in CLIENTS:
-        state.on_receipt(_receipt(ann, client, epsilon=1.5, delta=1e-5))
+    for client in CLIENTS:  # receipts that claim a tiny epsilon: never believed
+        state.on_receipt(_receipt(ann, client, epsilon=0.01, delta=1e-5))
     close = state.close_due(ann.deadline)
     assert close is not None
     values = np.arange(DIM, dtype=np.float64)
-    agg = PlainAggregate(model_name="m", round_id=1, shard=0, values=values.tolist(), contributors=sorted(CLIENTS))
+    agg = _agg(values.tolist())
     assert state.on_aggregate(agg)
     mv = state.apply_due(2_000)
     assert mv is not None and mv.version == 1 and list(mv.contributors) == sorted(CLIENTS)
     np.testing.assert_array_equal(decode_weights(mv.weights), 0.5 * values / 4)
-    assert mv.privacy.epsilon == 1.5 and state.announcement_due() == 2
+    expected = history_epsilon([DP_ROUND], 1e-5)
+    assert mv.privacy.epsilon == pytest.approx(expected, rel=1e-12) and expected > 1  # the policy's, not 0.01
+    assert {c.client_id: c.rounds for c in mv.privacy.clients} == dict.fromkeys(CLIENTS, 1)
+    assert state.announcement_due() == 2
 
     # A coordinator restarted before publishing mv rebuilds the same state from the log and decides the same.
     fresh = CoordinatorState(config(keys, "m", server_lr=0.5), np.zeros(DIM))
@@ -187,8 +201,7 @@ def test_central_noise_is_secret_seeded_and_reproducible(keys: FlKeys) -> None:
         for client in CLIENTS:
             state.on_receipt(_receipt(ann, client))
         assert state.close_due(ann.deadline) is not None
-        state.on_aggregate(PlainAggregate(model_name="m", round_id=1, shard=0, values=[0.0] * DIM,
-                                          contributors=sorted(CLIENTS)))  # fmt: skip
+        state.on_aggregate(_agg([0.0] * DIM))
         mv = state.apply_due(0)
         assert mv is not None and mv.central_privacy.epsilon > 0
         return bytes(mv.weights)

@@ -20,6 +20,7 @@ from streams.federated import (
     QuantSpec,
     RoundSpec,
     client_encode,
+    clip_by_l2,
     decrypt_aggregate,
     dequantize,
     generate_keypair,
@@ -28,6 +29,7 @@ from streams.federated import (
 )
 
 KEY_BITS = 1024
+SECRET = bytes(range(32))
 DIM = 8
 
 
@@ -77,11 +79,17 @@ def test_quantize_update_is_client_encode_without_the_encryption(keypair: tuple[
     )
     update = np.random.default_rng(1).normal(size=50)
     mask = np.arange(0, 50, 2)
-    q, taken = quantize_update(update, mask, ErrorFeedback(50), spec, np.random.default_rng(9))
-    cts = client_encode(update, mask, ErrorFeedback(50), spec, pub, None, np.random.default_rng(9))
+    ef, ef2 = ErrorFeedback(50), ErrorFeedback(50)
+    q, taken = quantize_update(update, mask, ef, spec, np.random.default_rng(9))
+    cts = client_encode(update, mask, ef2, spec, pub, None, np.random.default_rng(9))
     assert decrypt_aggregate(priv, cts) == pack(q, spec.packing)
-    np.testing.assert_array_equal(taken[mask], update[mask])
+    clipped = clip_by_l2(update[mask], 1.0)
+    assert np.linalg.norm(update[mask]) > 1.0  # clipping bites here
+    np.testing.assert_array_equal(taken[mask], clipped)
     assert not taken[1::2].any()
+    # mass is conserved: what was sent plus the residual is the update; the clipping error is not thrown away
+    np.testing.assert_allclose(taken + ef.residual, update, rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(ef.residual, ef2.residual)
 
 
 @pytest.mark.parametrize("mode", [StragglerMode.STRAGGLER_MODE_DROP, StragglerMode.STRAGGLER_MODE_FOLD])
@@ -90,7 +98,7 @@ def test_a_late_round_is_dropped_or_folded_with_its_staleness_weight(
 ) -> None:
     pub, _ = keypair
     u = np.linspace(-1.0, 1.0, DIM)
-    core, reference = ClientCore("c", ConstantTrainer(u), 3), ClientCore("c", ConstantTrainer(u), 3)
+    core, reference = ClientCore("c", ConstantTrainer(u), SECRET), ClientCore("c", ConstantTrainer(u), SECRET)
     for c in (core, reference):
         c.on_model(ModelVersion(model_name="m", version=0, round_id=0), np.zeros(DIM))
         assert c.ready_for(_ann(1, mode, pub))
@@ -110,7 +118,7 @@ def test_a_late_round_is_dropped_or_folded_with_its_staleness_weight(
 def test_error_feedback_carries_what_the_mask_left_out(keypair: tuple[PublicKey, PrivateKey]) -> None:
     pub, _ = keypair
     u = np.ones(DIM)
-    core = ClientCore("c", ConstantTrainer(u), 3)
+    core = ClientCore("c", ConstantTrainer(u), SECRET)
     core.on_model(ModelVersion(model_name="m", version=0, round_id=0), np.zeros(DIM))
     ann = _ann(1, StragglerMode.STRAGGLER_MODE_DROP, pub, mask_k=3)
     core.quantize(ann)
@@ -125,12 +133,12 @@ def test_the_client_state_survives_a_restart(keypair: tuple[PublicKey, PrivateKe
 
     pub, _ = keypair
     u = np.linspace(-1.0, 1.0, DIM)
-    core = ClientCore("c", ConstantTrainer(u), 3)
+    core = ClientCore("c", ConstantTrainer(u), SECRET)
     core.on_model(ModelVersion(model_name="m", version=0, round_id=0), np.zeros(DIM))
     core.quantize(_ann(1, StragglerMode.STRAGGLER_MODE_FOLD, pub, mask_k=3))
     path = tmp_path / "state.npz"
     save_client_state(core, path)
-    restored = ClientCore("c", ConstantTrainer(u), 3)
+    restored = ClientCore("c", ConstantTrainer(u), SECRET)
     assert load_client_state(restored, path) and not load_client_state(restored, tmp_path / "none.npz")
     assert restored.last_round == 1 and restored.ef is not None and core.ef is not None
     np.testing.assert_array_equal(restored.ef.residual, core.ef.residual)
@@ -141,4 +149,4 @@ def test_the_client_state_survives_a_restart(keypair: tuple[PublicKey, PrivateKe
     b = restored.quantize(_ann(2, StragglerMode.STRAGGLER_MODE_FOLD, pub, mask_k=3))
     np.testing.assert_array_equal(a.quantized, b.quantized)
     with pytest.raises(ValueError):
-        load_client_state(ClientCore("other", ConstantTrainer(u), 3), path)
+        load_client_state(ClientCore("other", ConstantTrainer(u), SECRET), path)

@@ -61,12 +61,16 @@ def test_one_round_update_and_epsilon_match_opacus(
     steps = trainer.steps_per_round
     assert steps == math.ceil(hospital[0].n / 8) and trainer.sample_rate == pytest.approx(1 / steps)
     assert result.epsilon > 0
-    # the same number three ways: streams.federated, the engine's accountant, opacus's own get_epsilon
+    # the same number three ways: streams.federated, opacus's RDPAccountant on the trainer's history, its default
+    from opacus.accountants import RDPAccountant
+
     assert result.epsilon == pytest.approx(epsilon_for(SIGMA, trainer.sample_rate, steps, DELTA), rel=1e-12)
-    engine = trainer._engine
-    assert engine.accountant.history == [(SIGMA, trainer.sample_rate, steps)]
-    assert result.epsilon == pytest.approx(engine.accountant.get_epsilon(DELTA, alphas=list(RDP_ORDERS)), rel=1e-12)
-    assert result.epsilon == pytest.approx(engine.get_epsilon(DELTA), rel=1e-12)  # opacus default orders
+    assert trainer.accountant_history() == [(SIGMA, trainer.sample_rate, steps)]
+    assert result.round_dp == (SIGMA, trainer.sample_rate, steps)
+    accountant = RDPAccountant()
+    accountant.history = trainer.accountant_history()
+    assert result.epsilon == pytest.approx(accountant.get_epsilon(DELTA, alphas=list(RDP_ORDERS)), rel=1e-12)
+    assert result.epsilon == pytest.approx(accountant.get_epsilon(DELTA), rel=1e-12)  # opacus default orders
     assert set(result.metrics) == {"steps", "noise_multiplier", "sample_rate", "update_norm"}
 
 
@@ -94,7 +98,23 @@ def test_seeded_runs_reproduce_the_same_update(hospital: tuple[HospitalData, tup
     assert ra.epsilon == rb.epsilon
     rc = _dp(hospital).train(start, 4, np.random.default_rng(10))
     assert not np.array_equal(ra.update, rc.update)
-    assert torch.equal(global_state, torch.get_rng_state())  # training used a scoped RNG
+    assert torch.equal(global_state, torch.get_rng_state())  # training never touched torch's global RNG
+
+
+def test_noise_and_sampling_come_from_the_round_key_alone(
+    hospital: tuple[HospitalData, tuple[np.ndarray, np.ndarray]],
+) -> None:
+    """Everything public (data, model, trainer seed, round) and only the key differs: a different update. The
+    same key on a fresh trainer (a restart): the same update bit for bit."""
+    start = _dp(hospital).initial_params(0)
+    a = _dp(hospital, seed=0).train_keyed(start, 1, b"\x01" * 32)
+    b = _dp(hospital, seed=0).train_keyed(start, 1, b"\x02" * 32)
+    again = _dp(hospital, seed=0).train_keyed(start, 1, b"\x01" * 32)
+    assert not np.array_equal(a.update, b.update)
+    assert a.update.tobytes() == again.update.tobytes()
+    restored = _dp(hospital)
+    restored.restore_accountant([(SIGMA, restored.sample_rate, restored.steps_per_round)])
+    assert restored.epsilon == pytest.approx(a.epsilon, rel=1e-12)  # a restart does not forget the spending
 
 
 def test_target_epsilon_is_met_after_the_planned_rounds(
@@ -137,8 +157,10 @@ def test_non_private_trainer_interface(hospital: tuple[HospitalData, tuple[np.nd
 
 def test_build_trainer_follows_the_config(hospital: tuple[HospitalData, tuple[np.ndarray, np.ndarray]]) -> None:
     data, test = hospital
-    cfg = FlTrainingConfig(noise_multiplier=2.0, batch_size=16)
+    cfg = FlTrainingConfig(noise_multiplier=2.0, batch_size=16, batches_per_epoch=0)
     dp = build_trainer(cfg, data, test, rounds_planned=5, seed=1)
     assert isinstance(dp, DpSgdTrainer) and dp.noise_multiplier == 2.0
     assert dp.steps_per_round == math.ceil(data.n / 16)
+    fixed = build_trainer(FlTrainingConfig(batches_per_epoch=6), data, test, rounds_planned=5, seed=1)
+    assert isinstance(fixed, DpSgdTrainer) and fixed.steps_per_round == 6 and fixed.sample_rate == 1 / 6
     assert isinstance(build_trainer(cfg, data, test, rounds_planned=5, seed=1, private=False), NonPrivateTrainer)
