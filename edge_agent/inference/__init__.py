@@ -10,6 +10,7 @@ from edge_agent.inference._batching import batch_rows, concat_requests, probe_in
 from edge_agent.inference._factory import AUTO_ORDER, EngineKind, available_engines, create_engine
 from edge_agent.inference._hotswap import EngineFactory, HotSwapEngine, SwapRejected
 from edge_agent.inference._onnxruntime import OnnxRuntimeEngine
+from edge_agent.inference._parity import ParityError, check_parity, fp32_reference, needs_parity
 from edge_agent.inference._pool import InferenceWorkerPool, PoolStats
 from edge_agent.inference._tensorrt import TensorRTEngine, profile_shapes, tensorrt_cache_key
 from edge_agent.inference._torch_cuda import TorchCudaEngine
@@ -32,6 +33,7 @@ __all__ = [
     "InferenceEngine",
     "InferenceWorkerPool",
     "OnnxRuntimeEngine",
+    "ParityError",
     "PoolStats",
     "SwapRejected",
     "Tensor",
@@ -40,10 +42,13 @@ __all__ = [
     "TorchProgram",
     "available_engines",
     "batch_rows",
+    "check_parity",
     "concat_requests",
     "create_engine",
     "export_onnx",
+    "fp32_reference",
     "load_torch_program",
+    "needs_parity",
     "probe_inputs",
     "profile_shapes",
     "run_in_thread",

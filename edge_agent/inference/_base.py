@@ -33,6 +33,8 @@ class EngineInfo:
     #: Declared shapes, in the order of ``inputs``/``outputs`` (empty when the engine cannot tell).
     input_shapes: tuple[tuple[Dim, ...], ...] = ()
     output_shapes: tuple[tuple[Dim, ...], ...] = ()
+    #: The largest batch the engine accepts (a TensorRT profile's maximum); None: no limit of its own.
+    max_batch: int | None = None
 
 
 class EngineUnavailable(RuntimeError):

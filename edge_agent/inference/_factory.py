@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from edge_agent.inference._base import EngineUnavailable, InferenceEngine
+from edge_agent.inference._batching import probe_inputs
 from edge_agent.inference._onnxruntime import OnnxRuntimeEngine
+from edge_agent.inference._parity import ParityError, check_parity, fp32_reference, needs_parity
 from edge_agent.inference._tensorrt import TensorRTEngine, tensorrt_unavailable_reason
 from edge_agent.inference._torch_cuda import TorchCudaEngine, torch_cuda_unavailable_reason
 from edge_agent.inference._torch_program import TORCH_SUFFIXES
@@ -66,19 +68,38 @@ def _params(kind: str) -> set[str]:
     return {n for n, p in sig.parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
+def _gated(engine: InferenceEngine, path: Path) -> InferenceEngine:
+    """An engine computing below FP32 serves only once it matches ONNX Runtime FP32 on a probe."""
+    if not needs_parity(engine.info):
+        return engine
+    try:
+        reference = fp32_reference(path)
+        try:
+            diff = check_parity(engine, reference, probe_inputs(engine.info))
+        finally:
+            reference.close()
+    except (ParityError, FileNotFoundError, ValueError) as exc:
+        engine.close()
+        raise EngineUnavailable(engine.info.kind, f"{engine.info.precision} parity check failed: {exc}") from exc
+    log.info("%s %s matches FP32 on the probe (max |diff| %.2e)", engine.info.kind, engine.info.precision, diff)
+    return engine
+
+
 def create_engine(kind: EngineKind, model_path: str | Path, **opts: Any) -> InferenceEngine:
     """Load ``model_path`` with the engine ``kind``; ``opts`` are that engine's keyword arguments.
 
     With ``"auto"`` the first engine of ``AUTO_ORDER`` that is available and loads wins; the others' failures
     are logged, and ``opts`` go to each candidate filtered to the arguments it accepts (an option no engine
-    accepts is a ``TypeError``). An explicit kind raises ``EngineUnavailable`` when it cannot run here.
+    accepts is a ``TypeError``). An explicit kind raises ``EngineUnavailable`` when it cannot run here. An
+    engine that computes below FP32 (TensorRT FP16) is checked against ONNX Runtime FP32 on a probe first and
+    refused (``EngineUnavailable``; "auto" moves on) when it differs beyond tolerance.
     """
     path = Path(model_path)
     if kind not in get_args(EngineKind):
         raise ValueError(f"unknown engine kind {kind!r}; expected one of {get_args(EngineKind)}")
     if kind != "auto":
         engine: InferenceEngine = _CLASSES[kind](_model_for(kind, path), **opts)
-        return engine
+        return _gated(engine, path)
     unknown = set(opts) - set().union(*(_params(k) for k in AUTO_ORDER))
     if unknown:
         raise TypeError(f"no engine accepts the options {sorted(unknown)}")
@@ -91,7 +112,7 @@ def create_engine(kind: EngineKind, model_path: str | Path, **opts: Any) -> Infe
             continue
         accepted = {k: v for k, v in opts.items() if k in _params(candidate)}
         try:
-            engine = _CLASSES[candidate](_model_for(candidate, path), **accepted)
+            engine = _gated(_CLASSES[candidate](_model_for(candidate, path), **accepted), path)
         except Exception as exc:
             if candidate == AUTO_ORDER[-1]:
                 raise

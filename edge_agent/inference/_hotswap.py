@@ -5,6 +5,7 @@ and the old one keeps serving."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -14,11 +15,38 @@ import numpy as np
 
 from edge_agent.inference._base import EngineInfo, InferenceEngine, Tensor
 from edge_agent.inference._batching import probe_inputs
+from edge_agent.inference._parity import FP16_ATOL, FP16_RTOL, ParityError, check_parity, fp32_reference, needs_parity
 
-__all__ = ["EngineFactory", "HotSwapEngine", "SwapRejected"]
+__all__ = ["EngineFactory", "HotSwapEngine", "SwapRejected", "default_factory"]
+
+_log = logging.getLogger(__name__)
 
 #: Loads a model file into an engine (``create_engine`` with fixed options, typically).
 EngineFactory = Callable[[Path], InferenceEngine]
+
+
+def default_factory(kind: str) -> EngineFactory:
+    """Load new versions with the serving engine's kind. Model updates arrive as ONNX; Torch CUDA loads only
+    a torch program (``.pt2``/``.pt``), so an update without one is loaded by the best engine that takes ONNX
+    (TensorRT, else ONNX Runtime) instead of being rejected, and the switch is logged."""
+
+    def load(path: Path) -> InferenceEngine:
+        from edge_agent.inference._base import EngineUnavailable
+        from edge_agent.inference._factory import AUTO_ORDER, create_engine
+        from edge_agent.inference._torch_program import TORCH_SUFFIXES
+
+        no_program = not any(path.with_suffix(s).exists() for s in TORCH_SUFFIXES)
+        if kind == "torch-cuda" and path.suffix == ".onnx" and no_program:
+            for other in (k for k in AUTO_ORDER if k != "torch-cuda"):
+                try:
+                    engine = create_engine(other, path)  # type: ignore[arg-type]
+                except EngineUnavailable:
+                    continue
+                _log.warning("%s has no torch program: serving it with %s instead of torch-cuda", path.name, other)
+                return engine
+        return create_engine(kind, path)  # type: ignore[arg-type]
+
+    return load
 
 
 class SwapRejected(RuntimeError):
@@ -57,7 +85,9 @@ class HotSwapEngine:
     ``factory`` loads a new model file (default: ``create_engine`` of the current engine's kind). ``probe``
     is the input used to validate a new version (default: a deterministic one built from the declared input
     shapes); a new version must have the same input/output names, the same non-batch input shapes, and
-    produce outputs of the same shapes as the current one, all finite.
+    produce outputs of the same shapes as the current one, all finite; an engine computing below FP32
+    (TensorRT FP16) must also match ``parity_reference`` (default: ONNX Runtime FP32 on the same ONNX file)
+    within ``parity_atol`` + ``parity_rtol``·|fp32| on the probe before it serves.
     """
 
     def __init__(
@@ -67,24 +97,26 @@ class HotSwapEngine:
         version: str,
         factory: EngineFactory | None = None,
         probe: Mapping[str, Tensor] | None = None,
+        parity_reference: EngineFactory | None = None,
+        parity_atol: float = FP16_ATOL,
+        parity_rtol: float = FP16_RTOL,
     ) -> None:
         self._slot = _Slot(engine, version)
         self._lock = threading.Lock()
         self._swap_lock = asyncio.Lock()
         self._factory = factory or self._default_factory(engine.info.kind)
         self._probe = dict(probe) if probe is not None else None
+        self._parity_reference = parity_reference or fp32_reference
+        self._parity_tol = (parity_atol, parity_rtol)
+        #: Largest |candidate - FP32| seen by the last parity check (None: the last candidate was FP32).
+        self.last_parity_diff: float | None = None
         self._closed = False
         self.swaps = 0
         self.rejections = 0
 
     @staticmethod
     def _default_factory(kind: str) -> EngineFactory:
-        def load(path: Path) -> InferenceEngine:
-            from edge_agent.inference._factory import create_engine
-
-            return create_engine(kind, path)  # type: ignore[arg-type]
-
-        return load
+        return default_factory(kind)
 
     @property
     def info(self) -> EngineInfo:
@@ -155,6 +187,19 @@ class HotSwapEngine:
                 raise SwapRejected(version, f"output {name!r} has shape {out.shape}, expected {ref.shape}")
             if not np.all(np.isfinite(out)):
                 raise SwapRejected(version, f"output {name!r} is not finite on the probe")
+        self.last_parity_diff = None
+        if needs_parity(new.info):
+            try:
+                reference = self._parity_reference(new.info.model_path)
+            except Exception as exc:
+                raise SwapRejected(version, f"no FP32 reference for the {new.info.precision} engine: {exc}") from exc
+            try:
+                atol, rtol = self._parity_tol
+                self.last_parity_diff = check_parity(new, reference, feed, atol=atol, rtol=rtol)
+            except ParityError as exc:
+                raise SwapRejected(version, f"{new.info.precision} parity: {exc.reason}") from exc
+            finally:
+                reference.close()
 
     async def swap(self, model_path: str | Path, *, version: str, probe: Mapping[str, Tensor] | None = None) -> str:
         """Install ``model_path`` as ``version``; returns the version it replaced, or raises ``SwapRejected``.

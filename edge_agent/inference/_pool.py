@@ -137,7 +137,9 @@ class InferenceWorkerPool:
 
     @property
     def max_batch(self) -> int:
-        return self._max_batch
+        """Rows per batch in effect: the requested maximum, capped by the engine's own (``info.max_batch``)."""
+        cap = self.engine.info.max_batch
+        return min(self._max_batch, cap) if cap else self._max_batch
 
     def resize(self, workers: int) -> None:
         """Run ``workers`` workers from now on (a retired worker first finishes its current batch)."""
@@ -147,9 +149,15 @@ class InferenceWorkerPool:
             self._reconcile()
 
     def set_max_batch(self, n: int) -> None:
-        """Batches formed from now on hold at most ``n`` rows (a single larger request still runs alone)."""
+        """Batches formed from now on hold at most ``n`` rows (a single larger request still runs alone), or
+        the engine's own maximum when that is smaller (a TensorRT profile; a warning says so)."""
         self._check(max_batch=n)
         self._max_batch = n
+        cap = self.engine.info.max_batch
+        if cap and n > cap:
+            log.warning(
+                "max_batch %d exceeds the %s engine's maximum of %d; batching %d", n, self.engine.info.kind, cap, cap
+            )
 
     def _reconcile(self) -> None:
         active = sorted(i for i in self._tasks if i not in self._retiring)
@@ -189,7 +197,7 @@ class InferenceWorkerPool:
         """Move compatible requests from the head of the queue into ``batch`` while they fit."""
         while self._pending:
             head = self._pending[0]
-            if batch and (head.signature != batch[0].signature or rows + head.rows > self._max_batch):
+            if batch and (head.signature != batch[0].signature or rows + head.rows > self.max_batch):
                 break
             self._pending.popleft()
             if head.future.done():  # the caller gave up (cancelled): skip it
@@ -198,18 +206,18 @@ class InferenceWorkerPool:
             batch.append(head)
             self._in_flight += 1  # held by this worker from now on (counts for stop(drain=True))
             rows += head.rows
-            if rows >= self._max_batch:
+            if rows >= self.max_batch:
                 break
         return rows
 
     async def _collect(self) -> list[_Request]:
         batch: list[_Request] = []
         rows = self._take(batch, 0)
-        if not batch or rows >= self._max_batch or self._window <= 0:
+        if not batch or rows >= self.max_batch or self._window <= 0:
             return batch
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._window
-        while rows < self._max_batch and not self._pending:  # queue empty: wait a little for company
+        while rows < self.max_batch and not self._pending:  # queue empty: wait a little for company
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
@@ -266,7 +274,7 @@ class InferenceWorkerPool:
         p50, p99 = (float(np.percentile(lat, 50)), float(np.percentile(lat, 99))) if lat.size else (None, None)
         return PoolStats(
             workers=len([i for i in self._tasks if i not in self._retiring]),
-            max_batch=self._max_batch,
+            max_batch=self.max_batch,
             queue_depth=len(self._pending),
             max_queue_depth=self._max_depth,
             in_flight=self._in_flight,

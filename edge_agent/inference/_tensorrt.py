@@ -104,7 +104,7 @@ class TensorRTEngine:
         *,
         device_index: int = 0,
         precision: Literal["fp16", "fp32"] = "fp16",
-        max_batch: int = 32,
+        max_batch: int = 64,
         opt_batch: int | None = None,
         cache_dir: Path | None = None,
         workspace_bytes: int = 1 << 28,
@@ -123,6 +123,7 @@ class TensorRTEngine:
         device = cuda.Device(device_index)
         self._ctx = device.retain_primary_context()  # share the CUDA runtime's context (torch etc.)
         self._ctx.push()
+        self._device_buf: dict[str, Any] = {}
         try:
             onnx_bytes = self._path.read_bytes()
             self._precision: str = precision
@@ -144,8 +145,14 @@ class TensorRTEngine:
             self._context = self._engine.create_execution_context()
             self._stream = cuda.Stream()
             self._setup_io()
-        finally:
+        except BaseException:
+            # A failed setup (a bad model update, an unbuildable network) frees what it allocated and lets go
+            # of the primary context it retained; before, every failure leaked a context reference and buffers.
+            self._free_partial()
             cuda.Context.pop()
+            self._ctx.detach()
+            raise
+        cuda.Context.pop()
         self._info = EngineInfo(
             "tensorrt",
             self._path,
@@ -155,7 +162,20 @@ class TensorRTEngine:
             self._precision,
             input_shapes=tuple(self._declared[n] for n in self._inputs),
             output_shapes=tuple(self._declared[n] for n in self._outputs),
+            max_batch=min(self._max_shapes[n][0] for n in self._inputs) if self._inputs else None,
         )
+
+    def _free_partial(self) -> None:
+        """Free the device buffers and engine objects a failed setup made (the context is current)."""
+        self._closed = True
+        for buf in self._device_buf.values():
+            try:
+                buf.free()
+            except Exception:  # noqa: S112 - best effort: the context is released right after regardless
+                continue
+        self._device_buf = {}
+        for name in ("_context", "_engine", "_runtime", "_stream"):
+            self.__dict__.pop(name, None)
 
     @property
     def info(self) -> EngineInfo:
@@ -212,7 +232,6 @@ class TensorRTEngine:
             ctx.set_input_shape(n, self._max_shapes[n])
         for n in self._outputs:  # with every input at its maximum, outputs report their maximum too
             self._max_shapes[n] = tuple(ctx.get_tensor_shape(n))
-        self._device_buf = {}
         self._host_buf = {}
         for n in names:
             count = int(np.prod(self._max_shapes[n]))
@@ -220,10 +239,24 @@ class TensorRTEngine:
             self._device_buf[n] = cuda.mem_alloc(max(1, self._host_buf[n].nbytes))
 
     def run(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        cuda, ctx, stream = self._cuda, self._context, self._stream
+        """Run a batch; one larger than the profile's maximum (``info.max_batch``) runs in slices of that size,
+        so a scaling command allowing bigger batches than the engine was built for cannot make it fail."""
         missing = set(self._inputs) - set(inputs)
         if missing:
             raise ValueError(f"missing inputs {sorted(missing)}; the model takes {list(self._inputs)}")
+        limit = self._info.max_batch if hasattr(self, "_info") else None
+        dynamic = all(self._declared[n][0] == "batch" for n in self._inputs)
+        rows = {int(np.shape(inputs[n])[0]) for n in self._inputs if np.ndim(inputs[n])}
+        if limit and dynamic and len(rows) == 1 and (total := rows.pop()) > limit:
+            parts = [
+                self._run_once({n: np.asarray(inputs[n])[i : i + limit] for n in self._inputs})
+                for i in range(0, total, limit)
+            ]
+            return {n: np.concatenate([p[n] for p in parts]) for n in self._outputs}
+        return self._run_once(inputs)
+
+    def _run_once(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        cuda, ctx, stream = self._cuda, self._context, self._stream
         with self._lock:
             if self._closed:
                 raise RuntimeError("engine is closed")

@@ -9,6 +9,7 @@ set also has ``ROOT/dataset.json`` (``"synthetic": true``, the seed, the attack 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,7 +100,7 @@ def face_sources() -> list[FaceSource]:
     try:
         from skimage import data  # type: ignore[import-not-found, unused-ignore]
 
-        rgb = data.astronaut()
+        rgb = data.astronaut()  # type: ignore[no-untyped-call, unused-ignore]
         found.append(("astronaut", "scikit-image data.astronaut(): photograph of Eileen Collins", rgb[..., ::-1]))
     except ImportError:
         pass
@@ -123,9 +124,10 @@ def make_synthetic_dataset(
     frames: int = 8,
     width: int = 320,
     height: int = 240,
+    sources: Sequence[FaceSource] | None = None,
 ) -> dict[str, Any]:
     """Write a SYNTHETIC dataset: ``clips`` live clips and ``clips`` spoof clips (print, replay, print_hq and
-    replay_hq in turn; see ``render_clip``).
+    replay_hq in turn; see ``render_clip``), from ``sources`` in turn (default: ``face_sources()``).
 
     Returns what it also writes to ``out/dataset.json``. ``seed`` is only recorded there.
     """
@@ -136,7 +138,9 @@ def make_synthetic_dataset(
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not empty")
-    sources = face_sources()
+    sources = list(sources) if sources is not None else face_sources()
+    if not sources:
+        raise ValueError("no face sources to render from")
     plan: list[tuple[str, ClipKind]] = [("live", "live")] * clips
     attack_kinds: tuple[ClipKind, ...] = ("print", "replay", "print_hq", "replay_hq")
     plan += [("spoof", attack_kinds[i % len(attack_kinds)]) for i in range(clips)]

@@ -164,6 +164,18 @@ def export_onnx(model: GhostLivenessNet, path: Path, *, input_size: int, opset: 
         )
 
 
+def export_torch_program(model: GhostLivenessNet, onnx_path: Path, *, input_size: int) -> Path:
+    """Write the ``.pt2`` beside the ONNX file, so the Torch CUDA engine serves the same model (without one it
+    fell back to the CPU); same input/output names as the ONNX file."""
+    from edge_agent.inference import save_torch_program
+
+    wrapper = LiveProbability(model).eval()
+    example = {INPUT_NAME: np.zeros((2, len(CHANNELS), input_size, input_size), np.float32)}  # batch 2: kept dynamic
+    return save_torch_program(
+        wrapper, example, onnx_path.with_suffix(".pt2"), output_names=[OUTPUT_NAME], max_batch=1024
+    )
+
+
 def _check_onnx(path: Path, model: GhostLivenessNet, inputs: NDArray[np.float32]) -> float:
     import onnx
 
@@ -227,6 +239,7 @@ def train_liveness(
     diff = _check_onnx(out, model, held.inputs[:64])
     if diff > cfg.onnx_atol:
         raise RuntimeError(f"ONNX Runtime differs from torch by {diff:.2e} (> {cfg.onnx_atol:.0e})")
+    program = export_torch_program(model, out, input_size=cfg.input_size)
     blob = out.read_bytes()
     sha = hashlib.sha256(blob).hexdigest()
     shape = (1, len(CHANNELS), cfg.input_size, cfg.input_size)
@@ -253,6 +266,7 @@ def train_liveness(
             ),
             "metrics": metrics,
             "onnx_check": {"max_abs_diff_vs_torch": diff, "atol": cfg.onnx_atol},
+            "torch_program": {"file": program.name, "format": "torch.export", "for": "the torch-cuda engine"},
             "model": {
                 "architecture": "GhostNet-style (Ghost modules + Ghost bottlenecks)",
                 "width": cfg.width,
