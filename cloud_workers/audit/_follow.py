@@ -142,6 +142,7 @@ class AuditFollower:
     async def stop(self) -> None:
         self.audit.request_stop()
         try:
+            await self.audit.drain()
             await self.broker.stop()
         finally:
             self.audit.close()

@@ -1,22 +1,31 @@
 """A FastStream Kafka app that verifies every envelope in its decoder and settles every record explicitly.
 
 Each record ends in exactly one outcome: *handled* (the sink took it), *duplicate* (counted), or *dead-lettered*
-to ``dlq.v1`` with a reason (a failed check, a sink that raised: ``internal_error``). Only then is the offset
-committed (``AckPolicy.MANUAL``), so a crash re-reads a record instead of losing it, and a bad record never
-stops the subscriber."""
+to ``dlq.v1`` with a reason (a failed check, a sink that raised: ``internal_error``). Only settled records are
+acknowledged (``AckPolicy.MANUAL``; explicit offsets, never "everything consumed"), so a crash re-reads a record
+instead of losing it, and a bad record never stops the subscriber.
+
+Acknowledgement is grouped: the sink sees each event at once, and the chain state (SQLite, fsync'd) and the
+Kafka offsets of the settled records are committed together every ``commit_every`` records, every
+``commit_interval_s`` while idle, and on ``drain()``. One fsync'd commit per record ran at a tenth of the
+throughput (``benchmarks/hospital.py``: 95 against 970 events/s on the 2-core CI machine)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from aiokafka import ConsumerRebalanceListener
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
+from aiokafka.structs import OffsetAndMetadata
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -56,6 +65,10 @@ class VerifiedSubscriberConfig:
     #: SQLite file keeping the chain state with the offsets it reflects (``streams.ChainStore``), so a restart
     #: neither takes a replayed old envelope as a new baseline nor delivers a record twice; ``None``: memory only.
     state_path: Path | None = None
+    #: Commit chain state and offsets after this many settled records ...
+    commit_every: int = 200
+    #: ... or when this long has passed (checked after each record, and while idle).
+    commit_interval_s: float = 0.2
 
 
 class _Assigned(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -105,6 +118,14 @@ class VerifiedSubscriber:
         self._store = ChainStore(config.state_path) if config.state_path is not None else None
         self._stored_offsets: dict[tuple[str, int], int] = {}
         self._forgotten: list[tuple[str, str]] = []
+        #: Next offset per partition of the records settled but not yet committed.
+        self._pending: dict[tuple[str, int], int] = {}
+        self._pending_count = 0
+        self._last_commit = time.monotonic()
+        #: A record has been decoded (its chain effect is in memory) and is not settled yet.
+        self._busy = False
+        self._commit_lock = asyncio.Lock()
+        self._idle_task: asyncio.Task[None] | None = None
         if self._store is not None:
             links, self._stored_offsets = self._store.load()
             self.decoder.chain.restore(links)
@@ -125,7 +146,7 @@ class VerifiedSubscriber:
             group_id=config.group_id,
             auto_offset_reset=config.auto_offset_reset,
             ack_policy=AckPolicy.MANUAL,
-            decoder=self.decoder,
+            decoder=self._decode,
             listener=_Assigned(self),
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
             title=config.title or config.topic,
@@ -133,9 +154,17 @@ class VerifiedSubscriber:
         )
 
         async def on_record(body: Verdict, msg: KafkaMessage) -> None:
-            await self.settle(body)
-            await self._persist(body)
-            await msg.ack()
+            try:
+                await self.settle(body)
+                record = body.record
+                self._pending[(record.topic, record.partition)] = record.offset + 1
+                self._pending_count += 1
+                due = time.monotonic() - self._last_commit >= config.commit_interval_s
+                if self._pending_count >= config.commit_every or due:
+                    await self.commit()
+            finally:
+                self._busy = False
+            self._ensure_idle_committer()
 
         # FastStream reads the body's schema from the annotation; this module's annotations are strings.
         on_record.__annotations__ = {
@@ -144,11 +173,62 @@ class VerifiedSubscriber:
             "return": None,
         }
         on_record.__name__ = "on_envelope"
+        #: FastStream's subscriber (its aiokafka consumer commits the offsets) and the registered handler.
+        self.endpoint = subscriber
         self.subscriber = subscriber(on_record)
 
     def request_stop(self) -> None:
         """Stop retrying a dead letter (the record stays uncommitted and is read again after a restart)."""
         self._stopping = True
+
+    def _decode(self, msg: Any) -> Verdict:
+        self._busy = True
+        return self.decoder(msg)
+
+    def _ensure_idle_committer(self) -> None:
+        if self._idle_task is None or self._idle_task.done():
+            self._idle_task = asyncio.create_task(self._commit_when_idle(), name=f"{self.config.worker}-commit")
+            self._idle_task.add_done_callback(_log_crash)
+
+    async def _commit_when_idle(self) -> None:
+        while self._pending:
+            await asyncio.sleep(self.config.commit_interval_s)
+            await self.commit(idle=True)
+
+    async def commit(self, *, idle: bool = False) -> None:
+        """Persist the chain state and commit the offsets of every settled record (nothing else)."""
+        async with self._commit_lock:
+            if not self._pending or (idle and self._busy):
+                return
+            offsets, self._pending, self._pending_count = self._pending, {}, 0
+            self._last_commit = time.monotonic()
+            if self._store is not None:
+                self._stored_offsets.update(offsets)
+                # Copies: the decoder goes on changing the live links while the store writes in a thread.
+                links = [
+                    dataclasses.replace(link, recent=OrderedDict(link.recent))
+                    for link in self.decoder.chain.take_dirty()
+                ]
+                forgotten, self._forgotten = self._forgotten, []
+                await asyncio.to_thread(self._store.commit, links, offsets, forgotten)
+            consumer = getattr(self.endpoint, "consumer", None)
+            if consumer is None:
+                return
+            try:
+                await consumer.commit({TopicPartition(t, p): OffsetAndMetadata(o, "") for (t, p), o in offsets.items()})
+            except KafkaError as exc:
+                # Not fatal: the chain state above is ahead, and a restart resumes from it.
+                log.warning("%s: offset commit failed (%s)", self.config.worker, exc)
+
+    async def drain(self) -> None:
+        """Commit what is settled and stop the idle committer (before the broker stops)."""
+        task, self._idle_task = self._idle_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if not self._busy:
+            await self.commit()
 
     def close(self) -> None:
         """Close the chain store (after the broker has stopped)."""
@@ -157,7 +237,7 @@ class VerifiedSubscriber:
 
     async def _resume(self, assigned: Any) -> None:
         """Start each newly assigned partition right after the last record the stored chain state reflects."""
-        consumer = getattr(self.subscriber, "consumer", None)
+        consumer = getattr(self.endpoint, "consumer", None)
         if consumer is None or not self._stored_offsets:
             return
         for tp in assigned:
@@ -173,16 +253,6 @@ class VerifiedSubscriber:
                 self._forgotten += self.decoder.chain.forget_source(f"{tp.topic}/{tp.partition}")
                 continue
             consumer.seek(tp, stored)
-
-    async def _persist(self, verdict: Verdict) -> None:
-        """Chain changes and the next offset, durably, before the offset is committed to Kafka."""
-        if self._store is None:
-            return
-        record = verdict.record
-        offsets = {(record.topic, record.partition): record.offset + 1}
-        self._stored_offsets.update(offsets)
-        links, forgotten, self._forgotten = self.decoder.chain.take_dirty(), self._forgotten, []
-        await asyncio.to_thread(self._store.commit, links, offsets, forgotten)
 
     async def settle(self, verdict: Verdict) -> Outcome:
         """Bring ``verdict`` to its one outcome; never raises (except on cancellation)."""
@@ -251,6 +321,11 @@ class VerifiedSubscriber:
             "duplicates": self.duplicates,
             "rejected": self.dead_lettered,
         }
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("idle committer crashed", exc_info=task.exception())
 
 
 def _where(verdict: Verdict) -> str:

@@ -89,6 +89,7 @@ class HospitalSubscriber:
     async def stop(self) -> None:
         self.app.request_stop()
         try:
+            await self.app.drain()
             await self.broker.stop()
         finally:
             self.app.close()

@@ -67,6 +67,7 @@ async def test_follow_audit_and_dead_letters(keyring: Keyring, settings: BusSett
         while sum(follower.audit.outcomes.values()) < 4 or follower.dead_letters_seen < 1:
             assert asyncio.get_running_loop().time() < deadline
             await asyncio.sleep(0.05)
+        await follower.audit.drain()
     assert follower.audit.outcomes == {"handled": 3, "dead_lettered": 1}
     audits = [line for line in lines if "audit" in line]
     assert [(a["offset"], a["seq"], a["audit"]["seq"]) for a in audits] == [(0, 1, "1"), (1, 2, "2"), (3, 3, "3")]

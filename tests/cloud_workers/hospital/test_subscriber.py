@@ -125,6 +125,7 @@ async def test_every_record_has_exactly_one_outcome_and_restarts_resume(
         await _until(lambda: sum(app.outcomes.values()) == len(values))
         assert app.subscriber.mock is not None
         assert app.subscriber.mock.call_count == len(values)
+        await app.drain()
     assert seen == [(0, 1), (1, 2), (5, 3), (8, 5)]
     assert app.outcomes == {"handled": 4, "duplicate": 1, "dead_lettered": 4}
     letters = await _dead_letters(settings, topic, 4)
@@ -147,6 +148,7 @@ async def test_every_record_has_exactly_one_outcome_and_restarts_resume(
         await _publish(settings, topic, [following.SerializeToString()])
         await _until(lambda: sum(app2.outcomes.values()) >= 1)
         await asyncio.sleep(0.5)
+        await app2.drain()
     assert seen == [(9, 6)]
     assert app2.outcomes == {"handled": 1}
 
@@ -169,11 +171,13 @@ async def test_chain_state_survives_a_restart(keyring: Keyring, settings: BusSet
     async with TestKafkaBroker(broker, with_real=True):
         await _publish(settings, topic, [r1.SerializeToString(), r2.SerializeToString()])
         await _until(lambda: sum(app.outcomes.values()) == 2)
+        await app.drain()
     app.close()
     await _publish(settings, topic, [r1.SerializeToString(), r3.SerializeToString()])  # a replay, then seq 3
     broker2, app2 = _app(settings, keyring, topic, group, sink, state)
     async with TestKafkaBroker(broker2, with_real=True):
         await _until(lambda: sum(app2.outcomes.values()) == 2)
+        await app2.drain()
     app2.close()
     assert seen == [(0, 1), (1, 2), (3, 3)]
     assert app2.outcomes == {"duplicate": 1, "handled": 1}
