@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup demo test test-fast lint typecheck check-protos protos bench clean
+.PHONY: setup demo test test-fast lint typecheck check-protos protos bench asyncapi clean
 
 setup:
 	@scripts/setup.sh
@@ -38,7 +38,11 @@ protos: setup
 
 ## Every benchmark, one JSON line each (several minutes; figures go in BENCHMARKS.md).
 bench: setup
-	@for b in bus he edge edge_liveness edge_triage dp_step; do $(BIN)/python benchmarks/$$b.py || exit 1; done
+	@for b in bus he edge edge_liveness edge_triage dp_step hospital; do $(BIN)/python benchmarks/$$b.py || exit 1; done
+
+## Regenerate docs/asyncapi (the AsyncAPI document of the hospital and auditor topics; a test fails when stale).
+asyncapi: setup
+	$(BIN)/python -m cloud_workers._asyncapi --write docs/asyncapi
 
 clean:
 	rm -rf .medkiosk .pytest_cache .mypy_cache .ruff_cache .hypothesis
