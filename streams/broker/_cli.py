@@ -10,7 +10,7 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from streams.broker._binary import BrokerBinaryNotFound
 from streams.broker._embedded import (
@@ -29,6 +29,7 @@ __all__ = ["add_broker_commands"]
 
 _DEFAULT_PORT = 19092
 _DEFAULT_STATE_DIR = Path(".medkiosk/broker")
+_DEFAULT_USERS_FILE = Path(".medkiosk/kafka/users.json")
 
 
 def _run_foreground(broker: LocalBroker) -> int:
@@ -142,8 +143,105 @@ def _status(args: argparse.Namespace) -> int:
     return 0 if status.running and status.ready else 1
 
 
+def _acl_principals(args: argparse.Namespace) -> Any:
+    from streams._keys import Keyring
+    from streams.broker._acls import principals_from_keyring
+
+    return principals_from_keyring(Keyring.load(args.keys_dir))
+
+
+def _acls_plan(args: argparse.Namespace) -> int:
+    from streams.broker._acls import plan_acls
+
+    principals = _acl_principals(args)
+    plan = plan_acls(principals)
+    if args.json:
+        print(json.dumps({"users": principals.all_users(), "acls": [a.to_json() for a in plan.acls]}, indent=2))
+        return 0
+    for acl in plan.acls:
+        kind = "" if acl.pattern.name == "LITERAL" else f" ({acl.pattern.name.lower()})"
+        print(f"ALLOW {acl.principal:<24} {acl.operation.name:<16} {acl.resource_type.name}:{acl.name}{kind}")
+    print(f"{len(plan.acls)} ACLs for {len(principals.all_users())} principals; everything else is denied")
+    return 0
+
+
+def _acls_users(args: argparse.Namespace) -> int:
+    from streams.broker._principals import write_users_file
+
+    principals = _acl_principals(args)
+    security = write_users_file(args.users_file, principals.all_users())
+    print(f"{args.users_file}: {len(security.users)} SCRAM users + admin {security.admin_user!r} (mode 0600)")
+    return 0
+
+
+def _acls_apply(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from streams._settings import BusSettings
+    from streams.broker._acl_apply import AclApplyError, apply_acls
+    from streams.broker._acls import plan_acls
+
+    settings = BusSettings()
+    if args.bootstrap:
+        settings = settings.model_copy(update={"bootstrap_servers": args.bootstrap})
+    if args.users_file is not None and settings.sasl_username is None:
+        from pydantic import SecretStr
+
+        from streams.broker._principals import load_security
+
+        security = load_security(args.users_file)
+        settings = settings.model_copy(
+            update={
+                "security_protocol": "SASL_PLAINTEXT",
+                "sasl_mechanism": "SCRAM-SHA-512",
+                "sasl_username": security.admin_user,
+                "sasl_password": SecretStr(security.admin_password),
+            }
+        )
+    try:
+        n = asyncio.run(apply_acls(settings, plan_acls(_acl_principals(args))))
+    except (AclApplyError, OSError) as exc:
+        print(f"acls apply failed: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # aiokafka's errors: authentication, connection
+        print(f"acls apply failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(f"applied {n} ACLs to {settings.bootstrap_servers}")
+    return 0
+
+
+def _add_acl_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    acls = subparsers.add_parser(
+        "acls",
+        help="Kafka ACLs from the topic catalog and the key registry (one principal per role)",
+        description="plan: print the ACLs; users: write SCRAM users for `broker start --engine kafka "
+        "--secured`; apply: create the ACLs on a cluster as its admin (MEDKIOSK_BOOTSTRAP_SERVERS, "
+        "MEDKIOSK_SASL_*, or the admin of --users-file).",
+    )
+    sub = acls.add_subparsers(dest="acls_command", required=True, metavar="{plan,users,apply}")
+
+    def keys(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--keys-dir", type=Path, default=Path(".medkiosk/keys"), help="the key registry")
+
+    plan = sub.add_parser("plan", help="print every ALLOW rule (nothing else is allowed)")
+    keys(plan)
+    plan.add_argument("--json", action="store_true", help="one JSON document: users and ACLs")
+    plan.set_defaults(func=_acls_plan)
+    users = sub.add_parser("users", help="write (or extend) the SCRAM users file, one user per principal")
+    keys(users)
+    users.add_argument("--users-file", type=Path, default=_DEFAULT_USERS_FILE)
+    users.set_defaults(func=_acls_users)
+    apply = sub.add_parser("apply", help="create the ACLs on the cluster (idempotent)")
+    keys(apply)
+    apply.add_argument("--bootstrap", help="host:port (default: MEDKIOSK_BOOTSTRAP_SERVERS)")
+    apply.add_argument("--users-file", type=Path, help="authenticate as this file's admin (local secured broker)")
+    apply.set_defaults(func=_acls_apply)
+
+
 def add_broker_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``broker start|stop|status`` to a CLI; each leaf sets ``func(args) -> exit code``."""
+    """Add ``broker start|stop|status|fetch-kafka`` and ``acls plan|users|apply`` to a CLI; each leaf sets
+    ``func(args) -> exit code``."""
+    _add_acl_commands(subparsers)
     broker = subparsers.add_parser(
         "broker",
         help="run a local broker for development and tests (Tansu, or Apache Kafka with --engine kafka)",
@@ -187,7 +285,7 @@ def add_broker_commands(subparsers: argparse._SubParsersAction[argparse.Argument
     start.add_argument(
         "--users-file",
         type=Path,
-        default=Path(".medkiosk/kafka/users.json"),
+        default=_DEFAULT_USERS_FILE,
         help="JSON {'admin': {name: password}, 'users': {name: password}} (see `medkiosk acls`)",
     )
     start.add_argument(
