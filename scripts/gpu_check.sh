@@ -20,9 +20,13 @@ step() { # name, timeout cap (s), command...
   tail -3 "$out/$name.log"
 }
 : >"$out/summary.txt"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$out/gpu.txt" 2>&1 || echo "no nvidia-smi" >"$out/gpu.txt"
+have_gpu=1
+{ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; } \
+  >"$out/gpu.txt" 2>&1 || have_gpu=0
 cat "$out/gpu.txt"
-if ! "$py" -c "import tensorrt, pycuda.driver" 2>/dev/null; then
+if [ "$have_gpu" = 0 ]; then
+  echo "no NVIDIA GPU here: nothing installed; the GPU tests will skip with their reasons" | tee -a "$out/summary.txt"
+elif ! "$py" -c "import tensorrt, pycuda.driver" 2>/dev/null; then
   src=()
   [ -n "${GPU_WHEELS:-}" ] && src=(--no-index --find-links "$GPU_WHEELS")
   step install-gpu 240 "$py" -m pip install "${src[@]}" "tensorrt>=10,<11" "pycuda>=2024.1"
