@@ -164,3 +164,22 @@ def test_liveness_settings_are_checked() -> None:
         LivenessSettings(detector="yolo")
     with pytest.raises(ValueError, match="threshold"):
         LivenessSettings(threshold=1.5)
+
+
+@needs_files
+@pytest.mark.parametrize("kind", ["tensorrt", "torch-cuda"])
+def test_the_pair_on_a_gpu_engine_scores_like_onnx_runtime(exported: Path, pair: MiniFASNetPipeline, kind: str) -> None:
+    from edge_agent.inference import available_engines
+
+    reason = available_engines().get(kind)
+    if reason is not None:
+        pytest.skip(f"{kind}: {reason}")
+    gpu = MiniFASNetPipeline.from_dir(exported, detector=pair.detector, engine=kind)
+    try:
+        for name in ("image_T1.jpg", "image_F1.jpg", "image_F2.jpg"):
+            image = photo(name)
+            box = pair.detector.largest(image)
+            assert box is not None
+            assert abs(gpu.score(image, box) - pair.score(image, box)) < 0.02, name
+    finally:
+        gpu.close()
