@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from faststream import AckPolicy
@@ -212,8 +212,8 @@ class VerifiedSubscriber:
                 forgotten, self._forgotten = self._forgotten, []
                 await asyncio.to_thread(self._store.commit, links, offsets, forgotten)
             consumer = getattr(self.endpoint, "consumer", None)
-            if consumer is None:
-                return
+            if not isinstance(consumer, AIOKafkaConsumer):
+                return  # not connected, or FastStream's in-memory test broker (nothing to commit to)
             try:
                 await consumer.commit({TopicPartition(t, p): OffsetAndMetadata(o, "") for (t, p), o in offsets.items()})
             except KafkaError as exc:
@@ -238,7 +238,7 @@ class VerifiedSubscriber:
     async def _resume(self, assigned: Any) -> None:
         """Start each newly assigned partition right after the last record the stored chain state reflects."""
         consumer = getattr(self.endpoint, "consumer", None)
-        if consumer is None or not self._stored_offsets:
+        if not isinstance(consumer, AIOKafkaConsumer) or not self._stored_offsets:
             return
         for tp in assigned:
             stored = self._stored_offsets.get((tp.topic, tp.partition))
