@@ -522,3 +522,39 @@ def test_drain_orphan_job_mounts_a_gateway_claim() -> None:
     assert container["args"][:2] == ["outbox", "drain"]
     mount = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "state")
     assert mount == settings["MEDKIOSK_STATE_DIR"] == container["args"][container["args"].index("--state-dir") + 1]
+
+
+def test_k8s_scale_in_and_privacy_settings() -> None:
+    """KEDA owns the gateway's replicas; its grace period covers the drain; readiness is /ready; subscribers
+    write decrypted events to a persistent volume, never to stdout."""
+    docs = _k8s_docs()
+    workloads = {d["metadata"]["name"]: d for d in docs if d["kind"] in {"Deployment", "StatefulSet"}}
+    gateway = workloads["medkiosk-gateway"]
+    assert "replicas" not in gateway["spec"], "a replicas: here resets KEDA's count on every apply"
+    spec = gateway["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    drain = float(container["args"][container["args"].index("--drain") + 1])
+    assert spec["terminationGracePeriodSeconds"] >= drain + 15
+    claims = {d["metadata"]["name"] for d in docs if d["kind"] == "PersistentVolumeClaim"}
+    for name, workload in workloads.items():
+        pod = workload["spec"]["template"]["spec"]
+        (c,) = pod["containers"]
+        if c["args"][0] in {"gateway", "subscribe"}:
+            assert c["readinessProbe"]["httpGet"]["path"] == "/ready", name
+        if c["args"][0] != "subscribe":
+            continue
+        output = Path(c["args"][c["args"].index("--output") + 1])
+        mount = next(m for m in c["volumeMounts"] if output.is_relative_to(m["mountPath"]))
+        volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+        assert volume["persistentVolumeClaim"]["claimName"] in claims, name
+        assert workload["spec"]["strategy"]["type"] == "Recreate", f"{name}: one writer per RWO volume"
+    jobs = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Job"}
+    (topics,) = jobs["medkiosk-topics"]["spec"]["template"]["spec"]["containers"]
+    assert topics["args"][:2] == ["topics", "apply"]
+    auth = {d["metadata"]["name"]: d for d in docs if d["kind"] == "TriggerAuthentication"}
+    scaled = next(
+        d for d in docs if d["kind"] == "ScaledObject" and d["spec"]["scaleTargetRef"]["name"] == "medkiosk-gateway"
+    )
+    lag = next(t for t in scaled["spec"]["triggers"] if t["type"] == "kafka")
+    ref = auth[lag["authenticationRef"]["name"]]
+    assert {p["parameter"] for p in ref["spec"]["secretTargetRef"]} >= {"sasl", "username", "password", "tls", "ca"}
