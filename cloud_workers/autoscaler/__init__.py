@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         checkpoint_versions,
         latest_checkpoint,
         load_checkpoint,
+        load_checkpoint_bytes,
         save_checkpoint,
     )
     from cloud_workers.autoscaler._command_actuator import CommandActuator, KioskKnobs, command_for
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from cloud_workers.autoscaler._keda import KedaScalerConfig, KedaScalerServer
     from cloud_workers.autoscaler._kube import KubernetesScaleActuator, KubeScaleConfig, KubeScaleError
     from cloud_workers.autoscaler._lstm import LstmConfig, LstmForecaster
+    from cloud_workers.autoscaler._model_updates import MODEL_NAME, ModelUpdater, model_version_message, publish_model
     from cloud_workers.autoscaler._policy import Action, Decision, PolicyConfig, PolicyState, decide, decision_log_line
     from cloud_workers.autoscaler._service import AutoscalerService
     from cloud_workers.autoscaler._settings import AutoscalerConfig, AutoscalerSettings, DeploymentTarget
@@ -53,6 +55,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHECKPOINT_FORMAT",
+    "MODEL_NAME",
     "Action",
     "AutoscalerConfig",
     "AutoscalerService",
@@ -77,6 +80,7 @@ __all__ = [
     "LastValue",
     "LstmConfig",
     "LstmForecaster",
+    "ModelUpdater",
     "PolicyConfig",
     "PolicyState",
     "Sample",
@@ -102,9 +106,12 @@ __all__ = [
     "latest_checkpoint",
     "live_forecast",
     "load_checkpoint",
+    "load_checkpoint_bytes",
     "load_trace",
     "mae",
     "make_forecaster",
+    "model_version_message",
+    "publish_model",
     "save_checkpoint",
     "simulate",
     "telemetry_samples",
@@ -112,6 +119,11 @@ __all__ = [
 ]
 
 _WHERE = {
+    "load_checkpoint_bytes": "_checkpoint",
+    "publish_model": "_model_updates",
+    "model_version_message": "_model_updates",
+    "ModelUpdater": "_model_updates",
+    "MODEL_NAME": "_model_updates",
     "AutoscalerService": "_service",
     "AutoscalerConfig": "_settings",
     "AutoscalerSettings": "_settings",

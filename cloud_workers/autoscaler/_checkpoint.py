@@ -23,6 +23,7 @@ __all__ = [
     "checkpoint_versions",
     "latest_checkpoint",
     "load_checkpoint",
+    "load_checkpoint_bytes",
     "save_checkpoint",
 ]
 
@@ -77,33 +78,45 @@ def save_checkpoint(forecaster: LstmForecaster, directory: Path, *, provenance: 
 
 def load_checkpoint(path: Path) -> LstmForecaster:
     """Restore a forecaster (config, weights, scale); raises ``CheckpointError`` on anything else."""
+    return load_checkpoint_bytes(path.read_bytes(), source=str(path))
+
+
+def load_checkpoint_bytes(data: bytes, *, source: str = "checkpoint") -> LstmForecaster:
+    """``load_checkpoint`` for bytes (a model version received from the bus)."""
+    import io
+
     import torch
 
     from cloud_workers.autoscaler._lstm import LstmConfig, LstmForecaster, LstmNet
 
+    path = source
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        blob = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:
         raise CheckpointError(f"{path}: not a loadable checkpoint ({exc.__class__.__name__})") from exc
     if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not a {CHECKPOINT_FORMAT} checkpoint")
     known = {f.name for f in fields(LstmConfig)}
-    raw = dict(blob["config"])
-    if not set(raw) <= known:
-        raise CheckpointError(f"{path}: unknown config keys {sorted(set(raw) - known)}")
-    raw["quantiles"] = tuple(float(q) for q in raw["quantiles"])
-    cfg = LstmConfig(**raw)
-    net = LstmNet(cfg)
     try:
+        raw = dict(blob["config"])
+        if not set(raw) <= known:
+            raise CheckpointError(f"{path}: unknown config keys {sorted(set(raw) - known)}")
+        raw["quantiles"] = tuple(float(q) for q in raw["quantiles"])
+        cfg = LstmConfig(**raw)
+        net = LstmNet(cfg)
         net.load_state_dict(blob["state_dict"])
-    except (RuntimeError, KeyError) as exc:
+        version, scale = int(blob["version"]), float(blob["scale"])
+    except CheckpointError:
+        raise
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: weights do not fit the config ({exc})") from exc
     net.eval()
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    digest = hashlib.sha256(data).hexdigest()[:12]
     return LstmForecaster(
         cfg=cfg,
         net=net,
-        scale=float(blob["scale"]),
-        model_version=f"v{int(blob['version'])}-{digest}",
+        scale=scale,
+        model_version=f"v{version}-{digest}",
+        version=version,
         history=list(blob.get("history", [])),
     )

@@ -35,6 +35,26 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _publish_model(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from cloud_workers.autoscaler._model_updates import publish_model
+    from streams._service import service_context
+
+    ctx = service_context(args, args.producer)
+    message = asyncio.run(
+        publish_model(
+            args.checkpoint,
+            producer_id=args.producer,
+            settings=ctx.settings,
+            keyring=ctx.keyring,
+            outbox_path=ctx.settings.state_dir / args.producer / "models-outbox.db",
+        )
+    )
+    print(json.dumps({"model": message.model_name, "version": message.version, "bytes": len(message.weights)}))
+    return 0
+
+
 def _groups(values: list[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for v in values:
@@ -83,6 +103,7 @@ def _config(args: argparse.Namespace) -> Any:
         keda_host=args.keda_host or env.keda_host,
         kube=kube,
         send_commands=not args.no_commands,
+        model_producers=tuple(args.model_producer or ["trainer-1"]),
     )
 
 
@@ -102,9 +123,20 @@ def _run(args: argparse.Namespace) -> int:
     service = AutoscalerService(cfg, ctx.settings, ctx.keyring, ctx.metrics, forecaster)
 
     async def main(stop: asyncio.Event) -> None:
+        from streams.discovery import announce_service, groups_from_registry
+
         await service.start()
         try:
-            async with periodic_stats(ctx.stats, service.stats):
+            registered = announce_service(
+                service="autoscaler",
+                instance_id=cfg.service_id,
+                role="autoscaler",
+                bus=ctx.settings,
+                keyring=ctx.keyring,
+                metrics=ctx.metrics,
+            )
+            fleet = groups_from_registry(cfg.groups, bus=ctx.settings, keyring=ctx.keyring)
+            async with registered, fleet, periodic_stats(ctx.stats, service.stats):
                 await service.run(stop)
         finally:
             await service.stop()
@@ -151,6 +183,11 @@ def add_autoscaler_commands(sub: argparse._SubParsersAction[argparse.ArgumentPar
     p.add_argument("--kube-host", help="API server URL (default: in-cluster config, then kubeconfig)")
     p.add_argument("--kubeconfig", type=Path)
     p.add_argument("--no-commands", action="store_true", help="do not publish ScalingCommands")
+    p.add_argument(
+        "--model-producer",
+        action="append",
+        help="install forecaster versions from fl.models.v1 signed by this producer (default trainer-1)",
+    )
     p.add_argument("--producer", default="autoscaler-1", help="producer id that signs commands")
     p.add_argument("--group-id", default="medkiosk-autoscaler", help="consumer group for telemetry")
     add_service_arguments(p)
@@ -174,3 +211,13 @@ def add_autoscaler_commands(sub: argparse._SubParsersAction[argparse.ArgumentPar
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=1)
     t.set_defaults(func=_train)
+    pub = asub.add_parser(
+        "publish-model",
+        help="publish a checkpoint on fl.models.v1 for running autoscalers to install",
+        description="Signed by --producer, which must be in the autoscalers' --model-producer list and, since "
+        "kiosks read the same topic, in the kiosks' model_producers (they ignore the model otherwise).",
+    )
+    pub.add_argument("--checkpoint", type=Path, required=True, help="a forecaster-vNNNN.pt file")
+    pub.add_argument("--producer", default="trainer-1")
+    add_service_arguments(pub)
+    pub.set_defaults(func=_publish_model)

@@ -111,6 +111,8 @@ class LstmForecaster:
     scale: float = 1.0
     name: str = "lstm"
     model_version: str = ""
+    #: The checkpoint version it was loaded from (0: trained in this process).
+    version: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
 
     @property

@@ -22,11 +22,21 @@ from cloud_workers.autoscaler._command_actuator import CommandActuator
 from cloud_workers.autoscaler._forecast import Forecaster
 from cloud_workers.autoscaler._forecasters import live_forecast
 from cloud_workers.autoscaler._lag import LagPoller
+from cloud_workers.autoscaler._model_updates import ModelUpdater
 from cloud_workers.autoscaler._policy import Action, Decision, PolicyConfig, PolicyState, decide, decision_log_line
 from cloud_workers.autoscaler._settings import AutoscalerConfig, DeploymentTarget
 from cloud_workers.autoscaler._signals import SeriesBuilder, telemetry_samples
-from schemas import Telemetry
-from streams import KIOSK_TELEMETRY, BusMetrics, BusSettings, ConsumerConfig, EnvelopeConsumer, Keyring, VerifiedEvent
+from schemas import Chunk, ModelVersion, Telemetry
+from streams import (
+    FL_MODELS,
+    KIOSK_TELEMETRY,
+    BusMetrics,
+    BusSettings,
+    ConsumerConfig,
+    EnvelopeConsumer,
+    Keyring,
+    VerifiedEvent,
+)
 
 __all__ = ["AutoscalerService"]
 
@@ -66,9 +76,19 @@ class AutoscalerService:
         self._targets: dict[str, _Target] = {}
         self._counters = _Counters()
         self._pending_status: list[TargetStatus] = []
+        self.updater = (
+            ModelUpdater(
+                allowed_producers=cfg.model_producers,
+                keyring=keyring,
+                current_version=int(getattr(forecaster, "version", 0)),
+            )
+            if cfg.forecaster == "lstm"
+            else None
+        )
+        topics = [KIOSK_TELEMETRY.name] + ([FL_MODELS.name] if self.updater is not None else [])
         self.consumer = EnvelopeConsumer(
             ConsumerConfig(
-                topics=[KIOSK_TELEMETRY.name],
+                topics=topics,
                 group_id=cfg.group_id,
                 worker=cfg.service_id,
                 auto_offset_reset="latest",
@@ -76,7 +96,7 @@ class AutoscalerService:
             settings,
             keyring,
             metrics,
-            self._on_telemetry,
+            self._on_event,
         )
         self.commands = (
             CommandActuator(
@@ -103,7 +123,14 @@ class AutoscalerService:
             )
             self._targets[d.name] = _Target(policy=policy, state=PolicyState(replicas=d.min_replicas), deployment=d)
 
-    async def _on_telemetry(self, event: VerifiedEvent) -> None:
+    async def _on_event(self, event: VerifiedEvent) -> None:
+        if isinstance(event.message, (Chunk, ModelVersion)):
+            if self.updater is not None:
+                new = self.updater.handle(event)  # EnvelopeRejected goes to the DLQ with its reason
+                if new is not None:
+                    log.info("forecaster updated from the bus: %s -> %s", self.model_version, new.model_version)
+                    self.forecaster = new
+            return
         if not isinstance(event.message, Telemetry):
             return
         self._counters.telemetry += 1
@@ -188,7 +215,7 @@ class AutoscalerService:
             cfg=target.policy,
         )
         self._counters.decisions += 1
-        model_version = str(getattr(self.forecaster, "model_version", "") or self.forecaster.name)
+        model_version = self.model_version
         status = TargetStatus(
             target=name,
             replicas=decision.replicas_to,
@@ -221,6 +248,10 @@ class AutoscalerService:
                         self._counters.errors += 1
                         log.warning("scaling %s failed: %s", d.target, exc)
 
+    @property
+    def model_version(self) -> str:
+        return str(getattr(self.forecaster, "model_version", "") or self.forecaster.name)
+
     def _is_deployment(self, name: str) -> bool:
         t = self._targets.get(name)
         return t is not None and t.deployment is not None
@@ -249,6 +280,8 @@ class AutoscalerService:
             "targets": self.series.targets(),
             "late_dropped": self.series.late_dropped,
             "errors": c.errors,
-            "model": str(getattr(self.forecaster, "model_version", "") or self.forecaster.name),
+            "model": self.model_version,
+            "model_updates": self.updater.installed if self.updater else 0,
+            "model_refused": self.updater.refused if self.updater else 0,
             "keda_port": self.keda.port if self.keda is not None else None,
         }

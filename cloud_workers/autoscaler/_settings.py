@@ -54,6 +54,8 @@ class AutoscalerConfig:
     keda_host: str = "127.0.0.1"
     kube: KubeScaleConfig | None = None
     send_commands: bool = True
+    #: Producers whose forecaster versions (``fl.models.v1``, model ``autoscaler-lstm``) are installed.
+    model_producers: tuple[str, ...] = ("trainer-1",)
 
 
 class AutoscalerSettings(BaseSettings):
