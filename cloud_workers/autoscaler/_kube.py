@@ -1,6 +1,7 @@
 """The Kubernetes scale subresource through the official ``kubernetes`` client, for clusters without KEDA.
 
-``GET`` and ``PATCH /apis/apps/v1/namespaces/{ns}/deployments/{name}/scale``: the autoscaler reads the
+``GET`` and ``PATCH /apis/apps/v1/namespaces/{ns}/deployments/{name}/scale`` (``statefulsets/{name}/scale``
+for a StatefulSet such as the gateway): the autoscaler reads the
 current replicas and patches ``spec.replicas`` only when the policy's decision differs. The patch is
 sent as an explicit JSON merge patch, which every API server accepts on the scale subresource (a
 strategic merge patch, the client's fallback for an object, is not served for custom resources).
@@ -19,6 +20,9 @@ from typing import Any
 __all__ = ["KubeScaleConfig", "KubeScaleError", "KubernetesScaleActuator"]
 
 log = logging.getLogger(__name__)
+
+#: Workload kinds with a scale subresource under apps/v1, and the client's name for each.
+KINDS = {"Deployment": "deployment", "StatefulSet": "stateful_set"}
 
 
 class KubeScaleError(RuntimeError):
@@ -84,32 +88,37 @@ class KubernetesScaleActuator:
         except ApiException as exc:
             raise KubeScaleError(int(exc.status or 0), str(exc.reason), deployment) from exc
 
-    def _get(self, deployment: str) -> int:
-        scale = self._call(deployment, self._apps.read_namespaced_deployment_scale)
+    def _api(self, kind: str, verb: str) -> Any:
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {sorted(KINDS)}, not {kind!r}")
+        return getattr(self._apps, f"{verb}_namespaced_{KINDS[kind]}_scale")
+
+    def _get(self, deployment: str, kind: str = "Deployment") -> int:
+        scale = self._call(deployment, self._api(kind, "read"))
         return int(scale.spec.replicas or 0)
 
-    def _patch(self, deployment: str, replicas: int) -> int:
+    def _patch(self, deployment: str, replicas: int, kind: str = "Deployment") -> int:
         scale = self._call(
             deployment,
-            self._apps.patch_namespaced_deployment_scale,
+            self._api(kind, "patch"),
             {"spec": {"replicas": replicas}},
             field_manager=self._cfg.field_manager,
             _content_type="application/merge-patch+json",
         )
         return int(scale.spec.replicas or 0)
 
-    async def replicas(self, deployment: str) -> int:
-        """``spec.replicas`` of the Deployment's scale subresource."""
-        return await asyncio.to_thread(self._get, deployment)
+    async def replicas(self, deployment: str, kind: str = "Deployment") -> int:
+        """``spec.replicas`` of the workload's scale subresource (``kind``: Deployment or StatefulSet)."""
+        return await asyncio.to_thread(self._get, deployment, kind)
 
-    async def scale(self, deployment: str, replicas: int) -> bool:
+    async def scale(self, deployment: str, replicas: int, kind: str = "Deployment") -> bool:
         """Set ``spec.replicas``; ``False`` (and no PATCH) when it already has that value."""
         if replicas < 0:
             raise ValueError("replicas must be >= 0")
-        current = await self.replicas(deployment)
+        current = await self.replicas(deployment, kind)
         if current == replicas:
             return False
-        applied = await asyncio.to_thread(self._patch, deployment, replicas)
+        applied = await asyncio.to_thread(self._patch, deployment, replicas, kind)
         if applied != replicas:
             raise KubeScaleError(200, f"patched to {replicas} but the server says {applied}", deployment)
         log.info("scaled deployment %s/%s %d -> %d", self._cfg.namespace, deployment, current, replicas)

@@ -243,7 +243,8 @@ class AutoscalerService:
             for d in actions:
                 if self._is_deployment(d.target):
                     try:
-                        await self.kube.scale(d.target, d.replicas_to)
+                        dep = self._targets[d.target].deployment
+                        await self.kube.scale(d.target, d.replicas_to, dep.kind if dep else "Deployment")
                     except Exception as exc:  # the API server refusing must not stop the loop
                         self._counters.errors += 1
                         log.warning("scaling %s failed: %s", d.target, exc)

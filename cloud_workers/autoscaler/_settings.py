@@ -28,6 +28,8 @@ class DeploymentTarget:
     max_replicas: int = 10
     #: A backlog counts as load until it could be worked off in this many seconds.
     drain_s: float = 60.0
+    #: What ``name`` is, for the scale subresource actuator: "Deployment" or "StatefulSet".
+    kind: str = "Deployment"
 
 
 @dataclass(kw_only=True)

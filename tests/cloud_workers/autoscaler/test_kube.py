@@ -23,23 +23,26 @@ import pytest
 from cloud_workers.autoscaler._kube import KubernetesScaleActuator, KubeScaleConfig, KubeScaleError
 
 TOKEN = "test-token"
-PATH = re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/deployments/([^/]+)/scale$")
+PATH = re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/(deployments|statefulsets)/([^/]+)/scale$")
 
 
 class FakeApiServer:
     def __init__(self) -> None:
-        self.replicas: dict[tuple[str, str], int] = {("medkiosk", "gateway"): 2}
+        self.replicas: dict[tuple[str, str, str], int] = {
+            ("medkiosk", "deployments", "gateway"): 2,
+            ("medkiosk", "statefulsets", "medkiosk-gateway"): 1,
+        }
         self.version = 100
         self.requests: list[tuple[str, str, str, Any]] = []
         self.lock = threading.Lock()
 
-    def scale(self, ns: str, name: str) -> dict[str, Any]:
+    def scale(self, ns: str, kind: str, name: str) -> dict[str, Any]:
         return {
             "apiVersion": "autoscaling/v1",
             "kind": "Scale",
             "metadata": {"name": name, "namespace": ns, "resourceVersion": str(self.version)},
-            "spec": {"replicas": self.replicas[(ns, name)]},
-            "status": {"replicas": self.replicas[(ns, name)], "selector": f"app={name}"},
+            "spec": {"replicas": self.replicas[(ns, kind, name)]},
+            "status": {"replicas": self.replicas[(ns, kind, name)], "selector": f"app={name}"},
         }
 
 
@@ -67,7 +70,7 @@ def make_handler(api: FakeApiServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def route(self) -> tuple[str, str] | None:
+        def route(self) -> tuple[str, str, str] | None:
             url = urlparse(self.path)
             m = PATH.match(url.path)
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
@@ -76,11 +79,11 @@ def make_handler(api: FakeApiServer) -> type[BaseHTTPRequestHandler]:
             if not m:
                 self.reply(404, status(404, "NotFound", "the server could not find the requested resource"))
                 return None
-            ns, name = m.group(1), m.group(2)
-            if (ns, name) not in api.replicas:
-                self.reply(404, status(404, "NotFound", f'deployments.apps "{name}" not found'))
+            ns, kind, name = m.group(1), m.group(2), m.group(3)
+            if (ns, kind, name) not in api.replicas:
+                self.reply(404, status(404, "NotFound", f'{kind}.apps "{name}" not found'))
                 return None
-            return ns, name
+            return ns, kind, name
 
         def do_GET(self) -> None:
             key = self.route()
@@ -145,7 +148,7 @@ async def test_reads_and_patches_the_scale_subresource(
     api, _ = apiserver
     assert await actuator.replicas("gateway") == 2
     assert await actuator.scale("gateway", 5) is True
-    assert api.replicas[("medkiosk", "gateway")] == 5 and api.version == 101
+    assert api.replicas[("medkiosk", "deployments", "gateway")] == 5 and api.version == 101
     method, path, ctype, body = api.requests[-1]
     assert method == "PATCH" and ctype == "application/merge-patch+json" and body == {"spec": {"replicas": 5}}
     assert parse_qs(urlparse(path).query)["fieldManager"] == ["medkiosk-autoscaler"]
@@ -170,7 +173,22 @@ async def test_refusals_surface_as_errors(
         assert err.value.status == 401
     finally:
         intruder.close()
-    assert apiserver[0].replicas[("medkiosk", "gateway")] == 2
+    assert apiserver[0].replicas[("medkiosk", "deployments", "gateway")] == 2
+
+
+async def test_statefulsets_have_their_own_scale_subresource(
+    apiserver: tuple[FakeApiServer, str], actuator: KubernetesScaleActuator
+) -> None:
+    api, _ = apiserver
+    assert await actuator.replicas("medkiosk-gateway", "StatefulSet") == 1
+    assert await actuator.scale("medkiosk-gateway", 4, "StatefulSet") is True
+    assert api.replicas[("medkiosk", "statefulsets", "medkiosk-gateway")] == 4
+    assert urlparse(api.requests[-1][1]).path.endswith("/statefulsets/medkiosk-gateway/scale")
+    with pytest.raises(KubeScaleError) as err:  # the same name is not a Deployment
+        await actuator.replicas("medkiosk-gateway")
+    assert err.value.status == 404
+    with pytest.raises(ValueError):
+        await actuator.replicas("medkiosk-gateway", "DaemonSet")
 
 
 def test_json_patch_bodies_must_be_lists(apiserver: tuple[FakeApiServer, str]) -> None:
@@ -192,8 +210,8 @@ def test_json_patch_bodies_must_be_lists(apiserver: tuple[FakeApiServer, str]) -
             return exc.code
 
     assert patch([{"op": "replace", "path": "/spec/replicas", "value": 4}], "application/json-patch+json") == 200
-    assert apiserver[0].replicas[("medkiosk", "gateway")] == 4
+    assert apiserver[0].replicas[("medkiosk", "deployments", "gateway")] == 4
     assert patch({"spec": {"replicas": 6}}, "application/json-patch+json") == 400
     assert patch({"spec": {"replicas": "6"}}, "application/merge-patch+json") == 422
     assert patch({"spec": {"replicas": 6}}, "text/plain") == 415
-    assert apiserver[0].replicas[("medkiosk", "gateway")] == 4
+    assert apiserver[0].replicas[("medkiosk", "deployments", "gateway")] == 4
