@@ -38,7 +38,7 @@ protos: setup
 
 ## Every benchmark, one JSON line each (several minutes; figures go in BENCHMARKS.md).
 bench: setup
-	@for b in bus he edge edge_liveness edge_triage dp_step hospital discovery; do $(BIN)/python benchmarks/$$b.py || exit 1; done
+	@for b in bus he edge edge_liveness edge_triage dp_step hospital discovery autoscale; do $(BIN)/python benchmarks/$$b.py || exit 1; done
 
 ## Regenerate docs/asyncapi (the AsyncAPI document of the hospital and auditor topics; a test fails when stale).
 asyncapi: setup
