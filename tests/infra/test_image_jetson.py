@@ -1,11 +1,13 @@
-"""The Jetson image's Python environment: JetPack 6's own Python 3.10 with exactly the edge extra.
+"""The edge images' Python environments: JetPack 6's own Python 3.10 (Jetson) and 3.11 (CPU), each with exactly
+the edge extra.
 
 Stands in for ``docker build -f infra/docker/edge.Dockerfile`` (no Docker engine, no Jetson here): a clean 3.10
 venv gets what that Dockerfile COPYs and installs, then runs what supervisord runs there, ``medkiosk edge``, as a
 real kiosk agent for a few seconds: emulated card reader on a pty, camera on synthetic face frames, the shipped
 liveness and triage models on ONNX Runtime, the outbox to an embedded broker. TensorRT and PyCUDA (the gpu
 extra) come from the Jetson base image and cannot be installed here; the engine itself is tested where a GPU is.
-Skipped, with the reason, when no Python 3.10 interpreter is on this machine.
+The same agent run is repeated in edge-cpu.Dockerfile's venv. The Jetson tests are skipped, with the reason,
+when no Python 3.10 interpreter is on this machine.
 """
 
 from __future__ import annotations
@@ -64,6 +66,19 @@ def test_jetson_venv_is_python_310(jetson_venv: Venv) -> None:
 
 
 def test_kiosk_agent_runs_on_python_310(jetson_venv: Venv, own_broker: EmbeddedBroker, tmp_path: Path) -> None:
+    _run_kiosk_agent(jetson_venv, own_broker, tmp_path)
+
+
+def test_kiosk_agent_runs_in_the_cpu_edge_image(
+    tmp_path_factory: pytest.TempPathFactory, own_broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    """The same agent run in edge-cpu.Dockerfile's venv (Python 3.11, exactly the edge extra)."""
+    venv = make_venv("edge-cpu.Dockerfile", "edge", tmp_path_factory.mktemp("image-edge-cpu"))
+    _run_kiosk_agent(venv, own_broker, tmp_path)
+
+
+def _run_kiosk_agent(jetson_venv: Venv, own_broker: EmbeddedBroker, tmp_path: Path) -> None:
+    """A real kiosk agent from ``jetson_venv`` on an emulated reader and camera publishes identity checks."""
     keys, state, dev = tmp_path / "keys", tmp_path / "state", tmp_path / "dev"
     dev.mkdir()
     init = jetson_venv.run("keys", "init", "--dir", str(keys), "--kiosk", "kiosk-j1=hosp-j", "--service", "ops-1")
