@@ -10,6 +10,8 @@ from streams.discovery._announce import (
     announce_service,
     bootstrap_from_registry,
     endpoints_from_registry,
+    follow_groups,
+    groups_from_registry,
     metrics_endpoint,
 )
 from streams.discovery._base import RegistryBase
@@ -41,7 +43,9 @@ __all__ = [
     "bootstrap_from_registry",
     "endpoints_from_registry",
     "find_etcd",
+    "follow_groups",
     "group_members",
+    "groups_from_registry",
     "metrics_endpoint",
     "open_registry",
     "sd_targets",

@@ -11,11 +11,20 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from streams._keys import Keyring
 from streams._metrics import BusMetrics
 from streams._settings import BusSettings
+from streams.discovery._base import RegistryBase
 from streams.discovery._heartbeat import Heartbeat
-from streams.discovery._model import Check
+from streams.discovery._model import Check, group_members
 from streams.discovery._settings import RegistrySettings, open_registry
 
-__all__ = ["announce", "announce_service", "bootstrap_from_registry", "endpoints_from_registry", "metrics_endpoint"]
+__all__ = [
+    "announce",
+    "announce_service",
+    "bootstrap_from_registry",
+    "endpoints_from_registry",
+    "follow_groups",
+    "groups_from_registry",
+    "metrics_endpoint",
+]
 
 log = logging.getLogger(__name__)
 
@@ -120,3 +129,49 @@ def bootstrap_from_registry(settings: RegistrySettings) -> str | None:
         return None
     found = asyncio.run(endpoints_from_registry(settings, settings.bootstrap_service))
     return ",".join(sorted(found)) or None
+
+
+async def follow_groups(
+    registry: RegistryBase,
+    groups: dict[str, list[str]],
+    *,
+    service: str = "kiosk",
+    static: Mapping[str, list[str]] | None = None,
+) -> None:
+    """Keep ``groups`` (``group -> member ids``, updated in place) equal to ``static`` plus the groups the
+    healthy instances of ``service`` announce, for as long as it runs (an autoscaler's ``group:<name>``
+    targets follow the fleet: a kiosk that joins, leaves or dies changes its groups' membership)."""
+    fixed = {name: list(members) for name, members in (static or {}).items()}
+    async for snapshot in registry.watch(service):
+        merged = {name: list(members) for name, members in fixed.items()}
+        for name, members in group_members(snapshot).items():
+            merged[name] = sorted({*merged.get(name, []), *members})
+        groups.clear()
+        groups.update(merged)
+
+
+@contextlib.asynccontextmanager
+async def groups_from_registry(
+    groups: dict[str, list[str]],
+    *,
+    bus: BusSettings,
+    keyring: Keyring,
+    service: str = "kiosk",
+    settings: RegistrySettings | None = None,
+) -> AsyncIterator[None]:
+    """``follow_groups`` on the configured registry while the block runs; the groups already in ``groups``
+    (from configuration) are kept. A no-op unless ``MEDKIOSK_REGISTRY_FOLLOW_GROUPS`` is on."""
+    settings = settings or RegistrySettings()
+    if settings.backend == "none" or not settings.follow_groups:
+        yield
+        return
+    registry = open_registry(settings, bus=bus, keyring=keyring)
+    await registry.start()
+    task = asyncio.create_task(follow_groups(registry, groups, service=service, static=dict(groups)))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        await registry.stop()

@@ -196,14 +196,27 @@ class KafkaRegistry(RegistryBase):
         try:
             tps = await reader.partitions(self.topic)
             await reader.assign(dict.fromkeys(tps))
-            for event in await reader.read_to_end():
-                await self._accept(reader, event)
+            await self._catch_up(reader)
         except BaseException:
             await reader.stop()
             raise
         self._reader = reader
         self._task = supervise(asyncio.create_task(self._follow(reader), name="registry-reader"))
         self._probe_task = supervise(asyncio.create_task(self._probe(reader), name="registry-probe"))
+
+    async def _catch_up(self, reader: LogReader, timeout_s: float = 30.0) -> None:
+        """Read what the topic holds now: past its end offsets until a poll comes back empty (some stores
+        under-report end offsets, others over-report them: see BROKER.md). Never raises on time: whatever
+        was read is what this reader knows, and following the topic continues from there."""
+        loop = asyncio.get_running_loop()
+        ends = await reader.end_offsets()
+        deadline = loop.time() + timeout_s
+        while loop.time() < deadline:
+            events = await reader.poll(timeout_ms=200)
+            for event in events:
+                await self._accept(reader, event)
+            if not events and await reader.reached(ends):
+                break
 
     async def _follow(self, reader: LogReader) -> None:
         while True:

@@ -31,6 +31,8 @@ class RegistrySettings(BaseSettings):
     consul_port: int = 8500
     #: Take the Kafka bootstrap list from this service's healthy instances (etcd or Consul backends only).
     bootstrap_service: str | None = None
+    #: Let group membership (``group:<name>`` targets) follow what the instances announce (``groups_from_registry``).
+    follow_groups: bool = False
 
 
 def open_registry(

@@ -28,6 +28,7 @@ from medkiosk._up_prometheus import RULES
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "infra" / "grafana" / "dashboards" / "medkiosk.json"
+#: At least these (``up`` may run more roles, e.g. the autoscaler, which register the same way).
 JOBS = {"prometheus", "medkiosk-registry", "medkiosk-gateway", "medkiosk-subscriber", "medkiosk-kiosk"}
 #: Metrics that must have samples in Prometheus during a normal run (the rest are counters that only
 #: appear once something is rejected or duplicated; their families must still be served).
@@ -128,11 +129,11 @@ def test_prometheus_sees_the_fleet_and_alerts_on_an_outage(tmp_path: Path) -> No
         def all_up() -> bool:
             targets = _api(f"{prom}/api/v1/targets")["activeTargets"]
             jobs = {t["labels"]["job"] for t in targets}
-            return jobs == JOBS and all(t["health"] == "up" for t in targets)
+            return jobs >= JOBS and all(t["health"] == "up" for t in targets)
 
         _wait(all_up, 90, f"every job {sorted(JOBS)} to be scraped and up", errors)
         ups = _api(f"{prom}/api/v1/query?query=up")["result"]
-        assert {r["metric"]["job"] for r in ups} == JOBS
+        assert {r["metric"]["job"] for r in ups} >= JOBS
         assert all(r["value"][1] == "1" for r in ups), ups
         kiosk = next(r for r in ups if r["metric"]["job"] == "medkiosk-kiosk")
         assert kiosk["metric"]["hospital"] == "H01" and kiosk["metric"]["medkiosk_instance"] == "kiosk-H01-01"
@@ -155,10 +156,11 @@ def test_prometheus_sees_the_fleet_and_alerts_on_an_outage(tmp_path: Path) -> No
             capture_output=True,
             text=True,
             timeout=60,
-            check=True,
+            check=False,
         )
+        assert listed.returncode == 0, listed.stderr
         fleet = {(i["service"], i["instance_id"]): i for i in map(json.loads, listed.stdout.splitlines())}
-        assert set(fleet) == {
+        assert set(fleet) >= {
             ("kiosk", "kiosk-H01-01"),
             ("cloud-gateway", "gateway-1"),
             ("hospital-subscriber", "subscriber-H01"),

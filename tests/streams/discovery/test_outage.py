@@ -63,3 +63,23 @@ async def test_unreachable_registry_never_stops_the_instance(keys_dir: Path, tmp
         assert beat.beats == 0 and beat.failures >= 2
     finally:
         await registry.stop()
+
+
+async def test_cold_reader_lists_everyone_on_the_s3_store(tmp_path: Path, keys_dir: Path) -> None:
+    """Regression: the S3-backed embedded broker under-reports end offsets (BROKER.md), so a reader that
+    stopped at the reported end missed instances; it reads on until the topic is quiet."""
+    keyring = Keyring.load(keys_dir)
+    with EmbeddedBroker(EmbeddedBrokerConfig(state_dir=tmp_path / "broker", storage="s3")) as broker:
+        settings = BusSettings(bootstrap_servers=broker.bootstrap, keys_dir=keys_dir, state_dir=tmp_path / "s")
+        await apply_topics(settings, [TopicSpec(name="registry.v1", key="s/i", content="t", cleanup="compact"), DLQ])
+        ids = ["k1", "k2", "k3", "gateway-1", "gateway-2"]
+        for _ in range(3):
+            for pid in ids:
+                writer = KafkaRegistry(settings, keyring, producer_id=pid, topic="registry.v1")
+                await writer.register(service="svc", instance_id=pid, address="h", port=1, check=Check(ttl_s=60))
+                await writer.stop()
+        reader = KafkaRegistry(settings, keyring, topic="registry.v1")
+        try:
+            assert sorted(i.instance_id for i in await reader.healthy("svc")) == sorted(ids)
+        finally:
+            await reader.stop()

@@ -4,11 +4,24 @@ real HTTP from a real registry (etcd), and the registry process's own /metrics w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import urllib.request
 
+from streams import BusSettings, Keyring
 from streams.broker import EmbeddedBroker, free_port
-from streams.discovery import Check, EtcdRegistry, EtcdServer, Instance, SdServer, group_members, sd_targets
+from streams.discovery import (
+    Check,
+    EtcdRegistry,
+    EtcdServer,
+    Instance,
+    RegistrySettings,
+    SdServer,
+    follow_groups,
+    group_members,
+    groups_from_registry,
+    sd_targets,
+)
 
 
 def _inst(iid: str, *, healthy: bool = True, meta: dict[str, str] | None = None) -> Instance:
@@ -87,4 +100,65 @@ async def test_sd_server_follows_the_registry(etcd: EtcdServer, broker: Embedded
     finally:
         await server.stop()
         await reader.stop()
+        await writer.stop()
+
+
+async def test_follow_groups_tracks_the_fleet(etcd: EtcdServer) -> None:
+    """An autoscaler's group:<name> targets from the registry: join, leave, die."""
+    registry = EtcdRegistry(etcd.url, prefix="/test/groups/")
+    await registry.start()
+    groups: dict[str, list[str]] = {}
+    task = asyncio.create_task(follow_groups(registry, groups, static={"night": ["k9"]}))
+    try:
+        for iid, member_of in (("k1", "lobby,er"), ("k2", "lobby")):
+            await registry.register(
+                service="kiosk",
+                instance_id=iid,
+                address="127.0.0.1",
+                port=1,
+                meta={"groups": member_of},
+                check=Check(ttl_s=2),
+            )
+        for _ in range(50):
+            if groups.get("lobby") == ["k1", "k2"]:
+                break
+            await asyncio.sleep(0.1)
+        assert groups == {"night": ["k9"], "lobby": ["k1", "k2"], "er": ["k1"]}
+        await registry.deregister("kiosk", "k1")
+        for _ in range(50):
+            if groups.get("lobby") == ["k2"]:
+                break
+            await asyncio.sleep(0.1)
+        assert groups == {"night": ["k9"], "lobby": ["k2"]}
+        for _ in range(60):  # k2 stops heartbeating: its lease runs out
+            if "lobby" not in groups:
+                break
+            await asyncio.sleep(0.1)
+        assert groups == {"night": ["k9"]}
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await registry.stop()
+
+
+async def test_groups_from_registry_is_opt_in(etcd: EtcdServer) -> None:
+    empty = Keyring(producers={}, public_keys={}, signing_keys={}, data_keys={})
+    groups = {"night": ["k9"]}
+    off = RegistrySettings(backend="etcd", etcd_url=etcd.url, etcd_prefix="/test/optin/")
+    writer = EtcdRegistry(etcd.url, prefix="/test/optin/")
+    await writer.register(service="kiosk", instance_id="k1", address="h", port=1, meta={"groups": "lobby"})
+    try:
+        async with groups_from_registry(groups, bus=BusSettings(), keyring=empty, settings=off):
+            await asyncio.sleep(0.5)
+        assert groups == {"night": ["k9"]}, "configured groups only, unless asked to follow the registry"
+        on = off.model_copy(update={"follow_groups": True})
+        async with groups_from_registry(groups, bus=BusSettings(), keyring=empty, settings=on):
+            for _ in range(50):
+                if "lobby" in groups:
+                    break
+                await asyncio.sleep(0.1)
+        assert groups == {"night": ["k9"], "lobby": ["k1"]}
+    finally:
+        await writer.deregister("kiosk", "k1")
         await writer.stop()
