@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["generate", "render_html", "write"]
+__all__ = ["VIEWER", "generate", "render_html", "write"]
 
 #: The production shape documented: TLS + SCRAM-SHA-512, one principal per hospital (see infra/kafka).
 _SERVER = {
@@ -113,20 +113,39 @@ def generate() -> dict[str, Any]:
 
 
 class _Doc:
+    """The finished document in the shape FastStream's page renderer takes (its ``Specification`` protocol)."""
+
     def __init__(self, doc: dict[str, Any]) -> None:
         self.title = doc["info"]["title"]
-        self._json = json.dumps(doc, sort_keys=False)
+        self._doc = doc
 
     def to_json(self) -> str:
-        return self._json
+        return json.dumps(self._doc, sort_keys=False)
+
+    def to_jsonable(self) -> Any:
+        return self._doc
+
+    def to_yaml(self) -> str:
+        return json.dumps(self._doc, indent=2)  # JSON is YAML 1.2; the page never asks for it
+
+
+#: The AsyncAPI React viewer, vendored beside the page (``docs/asyncapi/vendor``) so it renders offline.
+VIEWER = "vendor/asyncapi-react-component-3.1.5"
 
 
 def render_html(doc: dict[str, Any]) -> str:
-    """FastStream's HTML page for the document (the AsyncAPI React viewer; it loads the viewer from its CDN)."""
+    """FastStream's HTML page for the document, pointed at the vendored AsyncAPI React viewer (which parses and
+    validates the document in the browser) instead of its CDN."""
     from faststream.specification.asyncapi.site import get_asyncapi_html
 
-    page: str = get_asyncapi_html(_Doc(doc), try_it_out_path=None)  # type: ignore[arg-type]
-    return page
+    page: str = get_asyncapi_html(
+        _Doc(doc),
+        try_it_out_path=None,
+        asyncapi_js_url=f"{VIEWER}/index.js",
+        asyncapi_css_url=f"{VIEWER}/default.min.css",
+    )
+    # The viewer's bundle is UTF-8 and the page declares no charset; without this the browser misreads it.
+    return page.replace("<head>", '<head>\n        <meta charset="utf-8">', 1)
 
 
 def write(folder: Path) -> list[Path]:
