@@ -22,6 +22,7 @@ from cloud_workers.autoscaler._command_actuator import CommandActuator
 from cloud_workers.autoscaler._forecast import Forecaster
 from cloud_workers.autoscaler._forecasters import live_forecast
 from cloud_workers.autoscaler._lag import LagPoller
+from cloud_workers.autoscaler._metrics import AutoscalerMetrics
 from cloud_workers.autoscaler._model_updates import ModelUpdater
 from cloud_workers.autoscaler._policy import Action, Decision, PolicyConfig, PolicyState, decide, decision_log_line
 from cloud_workers.autoscaler._settings import AutoscalerConfig, DeploymentTarget
@@ -76,6 +77,7 @@ class AutoscalerService:
         self._targets: dict[str, _Target] = {}
         self._counters = _Counters()
         self._pending_status: list[TargetStatus] = []
+        self.metrics = AutoscalerMetrics(metrics.registry)
         self.updater = (
             ModelUpdater(
                 allowed_producers=cfg.model_producers,
@@ -130,6 +132,7 @@ class AutoscalerService:
                 if new is not None:
                     log.info("forecaster updated from the bus: %s -> %s", self.model_version, new.model_version)
                     self.forecaster = new
+                    self.metrics.model_updates.inc()
             return
         if not isinstance(event.message, Telemetry):
             return
@@ -215,6 +218,7 @@ class AutoscalerService:
             cfg=target.policy,
         )
         self._counters.decisions += 1
+        self.metrics.record(decision)
         model_version = self.model_version
         status = TargetStatus(
             target=name,

@@ -93,7 +93,8 @@ async def test_hot_kiosk_is_scaled_out_through_commands_and_keda(
         min_history=3,
         keda_port=0,
     )
-    service = AutoscalerService(cfg, settings, keyring, BusMetrics("autoscaler-svc-test"), forecaster)
+    metrics = BusMetrics("autoscaler-svc-test")
+    service = AutoscalerService(cfg, settings, keyring, metrics, forecaster)
     outbox = Outbox(tmp_path / "k1.db", signing_key=keyring.signing_key("k1"))
     sender = OutboxSender(outbox, settings, BusMetrics("k1-test"), idle_s=0.1)
     stop = asyncio.Event()
@@ -110,6 +111,11 @@ async def test_hot_kiosk_is_scaled_out_through_commands_and_keda(
             await asyncio.sleep(0.2)
         stats = service.stats()
         assert stats["actions"][0] == {"target": "k1", "action": "scale_out", "from": 1, "to": 2}
+        registry = metrics.registry  # the process's injected registry
+        assert (
+            registry.get_sample_value("medkiosk_autoscaler_actions_total", {"target": "k1", "action": "scale_out"}) == 1
+        )
+        assert registry.get_sample_value("medkiosk_autoscaler_desired_replicas", {"target": "k1"}) == 2
         assert stats["model"].startswith("v1-")
         async with grpc.aio.insecure_channel(f"127.0.0.1:{stats['keda_port']}") as channel:
             stub = pb_grpc.ExternalScalerStub(channel)
