@@ -1,6 +1,6 @@
-"""Broker outage: stop the broker for 10 s while kiosks keep producing, start it again: nothing lost,
-nothing duplicated at the subscribers. Uses the durable (S3-backed) embedded broker, as a real
-Kafka cluster keeps its log across a restart."""
+"""Broker outage drills at real lengths: stop the broker for 30 s and for 120 s while kiosks keep producing,
+start it again: nothing lost, nothing duplicated at the subscribers. On each engine: Apache Kafka (its log
+dir survives the restart) and Tansu with its durable (S3) store, as a real cluster keeps its log."""
 
 from __future__ import annotations
 
@@ -14,43 +14,65 @@ import pytest
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 
-@pytest.mark.timeout(300)
-def test_ten_second_outage_loses_nothing(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "medkiosk",
-            "up",
-            "--storage",
-            "s3",
-            "--broker-outage",
-            "3:10",
-            "--duration",
-            "16",
-            "--hospitals",
-            "2",
-            "--kiosks",
-            "2",
-            "--rate",
-            "5",
-            "--kiosk-mode",
-            "simulated",
-            "--state-dir",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
-    )
+# Found with these drills (30 s outage, 2 hospitals x 2 kiosks): on Tansu's S3 store the gateway stops
+# receiving some seconds after the broker is back, so each kiosk's last records (acknowledged by the broker)
+# never reach a subscriber; a shorter outage or a single kiosk passes. Apache Kafka passes every length.
+TANSU_TAIL_LOSS = "Tansu (S3 store): the gateway's consumer stalls after a long outage; kiosk tails not delivered"
+
+
+@pytest.fixture
+def tansu_expected_to_fail(request: pytest.FixtureRequest, broker_engine: str) -> None:
+    """Tansu's drills are expected to fail (see above). Applied at setup, where pytest reads xfail marks: the
+    30 s drill still runs on Tansu (a fix shows as XPASS); the 120 s one does not (2.5 min for the same loss)."""
+    if broker_engine == "tansu":
+        run = "thirty" in request.node.name
+        request.applymarker(pytest.mark.xfail(reason=TANSU_TAIL_LOSS, strict=False, run=run))
+
+
+def drill(tmp_path: Path, engine: str, outage_s: int) -> None:
+    start_at = 4
+    argv = [
+        sys.executable,
+        "-m",
+        "medkiosk",
+        "up",
+        "--engine",
+        engine,
+        "--broker-outage",
+        f"{start_at}:{outage_s}",
+        "--duration",
+        str(start_at + outage_s + 8),
+        "--hospitals",
+        "2",
+        "--kiosks",
+        "2",
+        "--rate",
+        "5",
+        "--kiosk-mode",
+        "simulated",
+        "--state-dir",
+        str(tmp_path),
+    ]
+    if engine == "tansu":
+        argv[4:4] = ["--storage", "s3"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=outage_s + 240, check=False)
     assert "chaos: broker is back" in proc.stderr, proc.stderr
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["published"] > 0
-    assert (summary["lost"], summary["duplicates"], summary["misrouted"]) == (0, 0, 0), proc.stderr
+    assert (summary["lost"], summary["duplicates"], summary["misrouted"]) == (0, 0, 0), proc.stderr[-4000:]
     assert summary["delivered"] == summary["published"]
     assert proc.returncode == 0
     # Events were produced while the broker was down and waited in the kiosks' outboxes.
     stats = [json.loads(p.read_text()) for p in (tmp_path / "up" / "stats").glob("kiosk-*.json")]
     assert stats and all(s["outbox_depth"] == 0 for s in stats)
-    assert all(s["outbox_depth_max"] >= 10 for s in stats), stats
+    assert all(s["outbox_depth_max"] >= outage_s for s in stats), stats
+
+
+@pytest.mark.timeout(330)
+def test_thirty_second_outage_loses_nothing(tmp_path: Path, broker_engine: str, tansu_expected_to_fail: None) -> None:
+    drill(tmp_path, broker_engine, 30)
+
+
+@pytest.mark.timeout(450)
+def test_two_minute_outage_loses_nothing(tmp_path: Path, broker_engine: str, tansu_expected_to_fail: None) -> None:
+    drill(tmp_path, broker_engine, 120)

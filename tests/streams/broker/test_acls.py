@@ -44,6 +44,13 @@ from streams.broker._acl_apply import apply_acls, describe_acls
 
 pytestmark = pytest.mark.broker
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _kafka_selected(request: pytest.FixtureRequest) -> None:
+    if request.config.getoption("--broker-engine") == "tansu":
+        pytest.skip("--broker-engine tansu: Apache Kafka tests not selected")
+
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 

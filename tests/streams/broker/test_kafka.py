@@ -28,6 +28,13 @@ from streams.broker import (
 
 pytestmark = pytest.mark.broker
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _kafka_selected(request: pytest.FixtureRequest) -> None:
+    if request.config.getoption("--broker-engine") == "tansu":
+        pytest.skip("--broker-engine tansu: Apache Kafka tests not selected")
+
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CLI = (
     "import argparse, sys\n"
