@@ -23,7 +23,10 @@ def add_fl_client_command(sub: argparse._SubParsersAction[argparse.ArgumentParse
     c.add_argument("--hospital", required=True, help="the hospital id the client belongs to")
     c.add_argument("--model", default="breast-cancer", help="model name (default breast-cancer)")
     c.add_argument(
-        "--trainer", default="breast-cancer", help="'breast-cancer' or MODULE:FACTORY (returns a LocalTrainer)"
+        "--trainer",
+        default="breast-cancer",
+        help="'breast-cancer', 'multimodal' (the CT + report fusion head: --trainer-arg manifest=..., "
+        "bundle=...) or MODULE:FACTORY (returns a LocalTrainer)",
     )
     c.add_argument("--trainer-arg", action="append", metavar="KEY=VALUE", help="factory argument (JSON value)")
     c.add_argument("--seed", type=int, default=0, help="unused: noise, sampling and rounding are keyed by the "

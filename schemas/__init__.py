@@ -38,6 +38,7 @@ from schemas.v1.identity_pb2 import CardRead, IdentityCheck, IdentityVerdict, Li
 from schemas.v1.inference_pb2 import DepartmentScore, InferenceResult
 from schemas.v1.registry_pb2 import ServiceInstance
 from schemas.v1.telemetry_pb2 import StageLatency, Telemetry
+from schemas.v1.trainer_pb2 import TrainingRequest
 
 __all__ = [
     "MESSAGE_TYPES",
@@ -76,6 +77,7 @@ __all__ = [
     "StageLatency",
     "StragglerMode",
     "Telemetry",
+    "TrainingRequest",
     "UpdateReceipt",
     "message_type",
 ]
@@ -100,6 +102,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         ScalingCommand,
         ServiceInstance,
         Telemetry,
+        TrainingRequest,
         UpdateReceipt,
     )
 }

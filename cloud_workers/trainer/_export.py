@@ -19,14 +19,13 @@ import json
 import shutil
 import warnings
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from streams.multimodal import MultimodalConfig, MultimodalNet, build_model
+from streams.multimodal import BundleInfo, MultimodalConfig, MultimodalNet, build_model, load_bundle
 
 __all__ = ["BundleInfo", "bundle_zip", "export_onnx", "load_bundle", "onnx_parity", "save_bundle"]
 
@@ -56,6 +55,9 @@ def export_onnx(model: MultimodalNet, path: Path, *, opset: int = 17) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=f".*{_LEGACY_EXPORT}.*", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*The feature will be removed.*", category=DeprecationWarning)
+        # MONAI's Swin computes window padding with np.ceil on traced sizes (a NumPy 2 deprecation while tracing).
+        warnings.filterwarnings("ignore", message=".*__array_wrap__ must accept context.*", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # type: ignore[attr-defined]
         warnings.filterwarnings("ignore", message=".*Converting a tensor to a Python.*")
         warnings.filterwarnings("ignore", message=".*Exporting aten::index operator.*", category=UserWarning)
@@ -226,28 +228,6 @@ def save_bundle(
         " (`network_def`).\n" + ("\n**Trained on SYNTHETIC data** (see `data_card.md`).\n" if data_card else "")
     )
     return out
-
-
-@dataclass(frozen=True, slots=True)
-class BundleInfo:
-    model: MultimodalNet
-    metadata: dict[str, Any]
-
-
-def load_bundle(root: Path) -> BundleInfo:
-    """Rebuild the network of a bundle with MONAI's ``ConfigParser`` and load ``models/model.pt``."""
-    from monai.bundle.config_parser import ConfigParser
-
-    parser = ConfigParser()
-    parser.read_config(str(root / "configs" / "inference.json"))
-    parser["bundle_root"] = str(root)
-    parser.read_meta(str(root / "configs" / "metadata.json"))
-    parser.get_parsed_content("imports")  # as `monai.bundle run` does: makes `streams` visible to expressions
-    net: MultimodalNet = parser.get_parsed_content("network_def")
-    state = torch.load(root / "models" / "model.pt", map_location="cpu", weights_only=True)
-    net.load_state_dict(state)
-    net.eval()
-    return BundleInfo(net, dict(parser.get("_meta_", {})))
 
 
 def bundle_zip(root: Path) -> bytes:

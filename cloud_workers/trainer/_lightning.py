@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import lightning.pytorch as pl
@@ -32,11 +32,28 @@ def split_cases(cases: Sequence[Case], val_fraction: float, seed: int) -> tuple[
     return sorted(train, key=lambda c: c.case_id), sorted(val, key=lambda c: c.case_id)
 
 
+class _EpochSampler(torch.utils.data.Sampler[int]):
+    """Shuffles with a generator seeded by ``(seed, epoch)`` and reseeds the random transforms the same way, at
+    the moment an epoch starts iterating (after a resumed trainer has restored its epoch counter)."""
+
+    def __init__(self, n: int, seed: int, epoch: Callable[[], int], transforms: Any) -> None:
+        self.n, self.seed, self.epoch, self.transforms = n, seed, epoch, transforms
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int]:
+        e = self.epoch()
+        seed_transforms(self.transforms, int(np.random.SeedSequence([self.seed, e]).generate_state(1)[0]))
+        gen = torch.Generator().manual_seed(self.seed * 100_003 + e)
+        return iter(torch.randperm(self.n, generator=gen).tolist())
+
+
 class MultimodalDataModule(pl.LightningDataModule):
     """Cached MONAI datasets of the train and validation cases.
 
     The training order and crops of epoch ``e`` are seeded with ``(seed, e)``, so a run resumed from a checkpoint
-    sees exactly the batches the uninterrupted run saw (the trainer reloads the loader every epoch).
+    sees exactly the batches the uninterrupted run saw.
     """
 
     def __init__(
@@ -76,10 +93,8 @@ class MultimodalDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> Any:
         from monai.data.dataloader import DataLoader
 
-        epoch = self._epoch()
-        seed_transforms(self._train_ds.transform, int(np.random.SeedSequence([self.seed, epoch]).generate_state(1)[0]))
-        gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-        return DataLoader(self._train_ds, batch_size=self.batch_size, shuffle=True, generator=gen, num_workers=0)
+        sampler = _EpochSampler(len(self._train_ds), self.seed, self._epoch, self._train_ds.transform)
+        return DataLoader(self._train_ds, batch_size=self.batch_size, sampler=sampler, num_workers=0)
 
     def val_dataloader(self) -> Any:
         from monai.data.dataloader import DataLoader

@@ -56,6 +56,8 @@ class SyntheticConfig:
     lesion_hu: float = 1500.0
     lesion_radius: float = 0.28
     noise_hu: float = 15.0
+    #: The report states what the image shows (both modalities carry the label; the switch has no effect).
+    concordant: bool = False
     seed: int = 0
 
 
@@ -165,6 +167,7 @@ def generate_synthetic(out: Path, config: SyntheticConfig | None = None) -> Path
         case_id = f"case{i:04d}"
         switch = int(i % 2)  # balanced: half the cases carry the label in the image
         lesion, finding = bool(rng.integers(2)), bool(rng.integers(2))
+        finding = lesion if cfg.concordant else finding
         label = int(lesion if switch else finding)
         src = int(rng.integers(len(bases)))
         vol = _volume(bases[src], cfg, lesion, rng)
@@ -213,6 +216,7 @@ def _write_card(out: Path, cfg: SyntheticConfig, sources: list[Path], rows: list
   granuloma "not a nodule"), first line `{SYNTHETIC_LINE}`.
 - Policy features: feature 0 is the switch (1: the label is `image_lesion`; 0: the label is `report_finding`);
   the other {cfg.policy_features - 1} are standard normal noise.
+- Concordant: {cfg.concordant} (when true the report states what the image shows, so either modality suffices).
 - Label: as the switch says. A model ignoring the switch is capped near 75 % accuracy.
 - DICOM: one file per slice, `PatientName` `SYNTHETIC^<case>`, `SeriesDescription` `SYNTHETIC phantom from <source>`.
 - The lesion is deliberately conspicuous (brighter than cortical bone after the [-1000, 1000] HU window) so that

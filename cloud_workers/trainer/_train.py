@@ -33,6 +33,7 @@ class TrainConfig:
     seed: int = 0
     feature_size: int = 48
     depths: tuple[int, int, int, int] = (2, 2, 2, 2)
+    window_size: tuple[int, int, int] = (7, 7, 7)
     max_tokens: int = 64
     policy_hidden: int = 64
     head_hidden: int = 64
@@ -45,6 +46,8 @@ class TrainConfig:
     #: "auto" picks a GPU when one is present (then bf16/fp16 autocast), else the CPU.
     accelerator: str = "auto"
     progress_bar: bool = True
+    #: Also keep one checkpoint per epoch (``epoch=N.ckpt``), e.g. to resume from an earlier point.
+    keep_every_epoch: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -69,6 +72,7 @@ _IGNORED = (
     r".*Total length of .* across ranks is zero.*",
     r".*treespec.*",
     r".*module\(s\) in eval mode at the start of training.*",
+    r".*The dirpath has changed from .* won't be reloaded.*",
 )
 
 
@@ -102,6 +106,7 @@ def net_config(cfg: TrainConfig, policy_features: int) -> dict[str, Any]:
         feature_size=cfg.feature_size,
         depths=cfg.depths,
         num_heads=heads,
+        window_size=cfg.window_size,
         text_encoder_dir=str(cfg.text_encoder_dir),
         text_hidden=hidden,
         max_tokens=cfg.max_tokens,
@@ -141,6 +146,8 @@ def train_multimodal(cfg: TrainConfig) -> TrainResult:
         dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min", save_top_k=1, save_last=True
     )
     callbacks: list[Any] = [checkpoint, EarlyStopping(monitor="val_loss", mode="min", patience=cfg.patience)]
+    if cfg.keep_every_epoch:
+        callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="{epoch}", save_top_k=-1, every_n_epochs=1))
     if cfg.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
     trainer = pl.Trainer(
@@ -154,7 +161,6 @@ def train_multimodal(cfg: TrainConfig) -> TrainResult:
         enable_progress_bar=cfg.progress_bar,
         enable_model_summary=False,
         log_every_n_steps=1,
-        reload_dataloaders_every_n_epochs=1,
         default_root_dir=str(cfg.out),
     )
     resume = str(ckpt_dir / "last.ckpt") if cfg.resume == "last" else cfg.resume

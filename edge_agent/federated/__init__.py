@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from edge_agent.federated._client_state import load_client_state, save_client_state
     from edge_agent.federated._local import DpSgdTrainer, NonPrivateTrainer, build_trainer
     from edge_agent.federated._model import binary_metrics, flatten, load_flat, make_model, num_params, roc_auc
+    from edge_agent.federated._multimodal import MultimodalFlTrainer, multimodal_trainer
     from edge_agent.federated._privacy import accountant_epsilon, calibrated_noise_multiplier
     from edge_agent.federated._simulate import RoundRecord, SimulationResult, simulate
 
@@ -51,6 +52,8 @@ _LAZY = {
     "DpSgdTrainer": "_local",
     "NonPrivateTrainer": "_local",
     "build_trainer": "_local",
+    "MultimodalFlTrainer": "_multimodal",
+    "multimodal_trainer": "_multimodal",
     "binary_metrics": "_model",
     "flatten": "_model",
     "load_flat": "_model",
@@ -74,6 +77,7 @@ __all__ = [
     "HospitalData",
     "LocalResult",
     "LocalTrainer",
+    "MultimodalFlTrainer",
     "NonPrivateTrainer",
     "QuantizedUpdate",
     "RoundRecord",
@@ -96,6 +100,7 @@ __all__ = [
     "load_flat",
     "load_trainer",
     "make_model",
+    "multimodal_trainer",
     "num_params",
     "quantize_update",
     "roc_auc",

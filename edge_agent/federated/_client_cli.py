@@ -43,12 +43,16 @@ def breast_cancer_trainer(
 
 
 def load_trainer(spec: str, kwargs: dict[str, Any]) -> LocalTrainer:
-    """``breast-cancer`` or ``package.module:factory``, called with ``kwargs``."""
+    """``breast-cancer``, ``multimodal`` or ``package.module:factory``, called with ``kwargs``."""
     if spec == "breast-cancer":
         return breast_cancer_trainer(**kwargs)
+    if spec == "multimodal":  # the CT + report fusion head (edge_agent.federated._multimodal.multimodal_trainer)
+        from edge_agent.federated._multimodal import multimodal_trainer
+
+        return multimodal_trainer(**kwargs)
     module, sep, name = spec.partition(":")
     if not sep:
-        raise SystemExit(f"--trainer takes 'breast-cancer' or MODULE:FACTORY, got {spec!r}")
+        raise SystemExit(f"--trainer takes 'breast-cancer', 'multimodal' or MODULE:FACTORY, got {spec!r}")
     factory = getattr(importlib.import_module(module), name)
     trainer: LocalTrainer = factory(**kwargs)
     return trainer

@@ -14,6 +14,7 @@ from streams.multimodal._config import EMBED_DIM, POLICY_DIM, MultimodalConfig
 from streams.multimodal._manifest import REQUIRED_COLUMNS, Case, ManifestError, load_manifest
 
 if TYPE_CHECKING:
+    from streams.multimodal._bundle import BundleInfo, load_bundle
     from streams.multimodal._encoders import ImageEncoder, TextEncoder, load_tokenizer
     from streams.multimodal._features import CaseFeatures, encode_cases
     from streams.multimodal._fusion import FusionHead, PolicyNet
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from streams.multimodal._transforms import TokenizeReportd, build_transforms, seed_transforms
 
 _LAZY = {
+    "BundleInfo": "_bundle",
+    "load_bundle": "_bundle",
     "CaseFeatures": "_features",
     "encode_cases": "_features",
     "TokenizeReportd": "_transforms",
@@ -43,6 +46,7 @@ __all__ = [
     "EMBED_DIM",
     "POLICY_DIM",
     "REQUIRED_COLUMNS",
+    "BundleInfo",
     "Case",
     "CaseFeatures",
     "FusionHead",
@@ -57,6 +61,7 @@ __all__ = [
     "build_transforms",
     "encode_cases",
     "flatten_params",
+    "load_bundle",
     "load_flat_params",
     "load_manifest",
     "load_tokenizer",

@@ -17,7 +17,8 @@ class ImageEncoder(nn.Module):
     """``[b, C, H, W, D]`` -> ``[b, 512]``: Swin stages, global average pool of the last stage, projection.
 
     The last stage has ``16 * feature_size`` channels (768 for the usual 48, 192 for the tests' 12); a
-    ``Linear`` maps it to 512. (Feature sizes are multiples of 12, so it is never already 512.)
+    ``Linear`` maps it to 512, then a ``LayerNorm`` puts both modalities on one scale before fusion. (Feature
+    sizes are multiples of 12, so the width is never already 512.)
     """
 
     def __init__(self, config: MultimodalConfig) -> None:
@@ -34,7 +35,7 @@ class ImageEncoder(nn.Module):
             spatial_dims=3,
         )
         dim = config.image_dim
-        self.proj = nn.Linear(dim, EMBED_DIM)
+        self.proj = nn.Sequential(nn.Linear(dim, EMBED_DIM), nn.LayerNorm(EMBED_DIM))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         last = self.swin(image, normalize=True)[-1]
@@ -59,7 +60,7 @@ def load_tokenizer(directory: str | Path) -> Any:
 
 class TextEncoder(nn.Module):
     """Token ids + attention mask -> ``[b, 512]``: a BERT-family model from a local directory, mean-pooled over
-    the real tokens, projected to 512."""
+    the real tokens, projected to 512 and layer-normalised."""
 
     def __init__(self, config: MultimodalConfig) -> None:
         super().__init__()
@@ -71,7 +72,7 @@ class TextEncoder(nn.Module):
         hidden = int(self.bert.config.hidden_size)
         if hidden != config.text_hidden:
             raise ValueError(f"text_hidden is {config.text_hidden} but the model in the directory has {hidden}")
-        self.proj = nn.Linear(hidden, EMBED_DIM)
+        self.proj = nn.Sequential(nn.Linear(hidden, EMBED_DIM), nn.LayerNorm(EMBED_DIM))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state

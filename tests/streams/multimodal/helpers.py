@@ -49,6 +49,7 @@ def tiny_config(text_dir: Path, text_hidden: int = 32, **overrides: Any) -> Any:
         "roi": TEST_ROI,
         "feature_size": 12,
         "depths": (1, 1, 1, 1),
+        "window_size": (4, 4, 4),
         "text_encoder_dir": str(text_dir),
         "text_hidden": text_hidden,
         "max_tokens": 48,

@@ -40,7 +40,7 @@ def test_every_stage_has_the_documented_shape(tiny_bert: Path) -> None:
     img_enc = ImageEncoder(cfg)
     stages = img_enc.swin(image, normalize=True)
     assert stages[-1].shape[1] == cfg.image_dim == 16 * 12  # 192 channels: projected to 512
-    assert isinstance(img_enc.proj, torch.nn.Linear)
+    assert isinstance(img_enc.proj[0], torch.nn.Linear)
     assert img_enc(image).shape == (2, EMBED_DIM)
     assert TextEncoder(cfg)(ids, mask).shape == (2, EMBED_DIM)
     assert PolicyNet(cfg.policy_features, cfg.policy_hidden)(policy).shape == (2, POLICY_DIM)
@@ -60,8 +60,9 @@ def test_the_last_swin_stage_is_projected_to_512() -> None:
     # 16 * feature_size channels; never 512 for the multiples of 12 MONAI's Swin UNETR family uses.
     for fs in (12, 36, 48):
         enc = ImageEncoder(MultimodalConfig(roi=TEST_ROI, feature_size=fs, depths=(1, 1, 1, 1)))
-        assert isinstance(enc.proj, torch.nn.Linear)
-        assert (enc.proj.in_features, enc.proj.out_features) == (16 * fs, EMBED_DIM)
+        linear = enc.proj[0]
+        assert isinstance(linear, torch.nn.Linear)
+        assert (linear.in_features, linear.out_features) == (16 * fs, EMBED_DIM)
 
 
 def test_frozen_encoders_do_not_train(tiny_bert: Path) -> None:
