@@ -53,11 +53,19 @@ class SeriesConfig:
     max_future_s: float = 60.0
 
 
-def telemetry_samples(t: Telemetry, groups: dict[str, list[str]] | None = None) -> list[Sample]:
-    """One sample for the kiosk's own target, one per group (``group:<name>``) that lists it."""
+def telemetry_samples(
+    t: Telemetry, groups: dict[str, list[str]] | None = None, *, drain_s: float = 10.0
+) -> list[Sample]:
+    """One sample for the kiosk's own target, one per group (``group:<name>``) that lists it.
+
+    A kiosk reports its load capped at 1; its queue says how far past capacity it is, so the queue counts
+    as load until it could be worked off in ``drain_s`` seconds (a saturated kiosk reads above 1).
+    """
     rate, load = float(t.request_rate), float(t.load)
     if not (math.isfinite(rate) and math.isfinite(load)) or rate < 0 or load < 0 or not t.kiosk_id:
         return []
+    if load > 0 and rate > 0 and t.queue_depth:
+        load += t.queue_depth / (rate / load * drain_s)
     at = t.at / 1e9
     targets = [t.kiosk_id] + [f"group:{g}" for g, members in (groups or {}).items() if t.kiosk_id in members]
     return [Sample(target=x, source=t.kiosk_id, at_s=at, rate=rate, load=load) for x in targets]

@@ -83,6 +83,15 @@ def test_telemetry_to_samples() -> None:
     assert telemetry_samples(Telemetry(kiosk_id="k1", request_rate=math.nan)) == []
 
 
+def test_a_kiosk_queue_reads_as_load_past_the_cap() -> None:
+    # 10 req/s at load 1.0 (capped): capacity 10/s; 50 queued take 5 s more, 0.5 of a 10 s drain window.
+    t = Telemetry(kiosk_id="k1", at=1_000_000_000_000, request_rate=10.0, load=1.0, queue_depth=50)
+    (x,) = telemetry_samples(t)
+    assert x.load == pytest.approx(1.5) and x.rate == 10.0
+    idle = Telemetry(kiosk_id="k1", at=1_000_000_000_000, request_rate=0.0, load=0.0, queue_depth=5)
+    assert telemetry_samples(idle)[0].load == 0.0
+
+
 def test_lag_reads_as_load_until_worked_off() -> None:
     x = lag_sample("gateway", "medkiosk-gateway", at_s=1, input_rate=40, lag=600, replicas=2, capacity=50, drain_s=60)
     assert x.load == pytest.approx((40 + 10) / 100)
