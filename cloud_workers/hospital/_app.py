@@ -259,8 +259,8 @@ class VerifiedSubscriber:
         try:
             outcome = await self._settle(verdict)
         except Exception as exc:  # the last line of defence: still exactly one outcome
-            log.exception("%s: settling %s failed", self.config.worker, _where(verdict))
-            await self._dead_letter(Rejected(verdict.record, internal_error(exc)))
+            log.error("%s: settling %s failed (%s)", self.config.worker, _where(verdict), type(exc).__name__)
+            await self._dead_letter(Rejected(verdict.record, internal_error(exc, withhold_message=self.config.decrypt)))
             outcome = "dead_lettered"
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
         return outcome
@@ -285,8 +285,12 @@ class VerifiedSubscriber:
             except EnvelopeRejected as exc:
                 verdict = Rejected(verdict.record, exc)
             except Exception as exc:
-                log.exception("%s: sink failed on %s", self.config.worker, _where(verdict))
-                verdict = Rejected(verdict.record, internal_error(exc, producer_id=env.producer_id, seq=env.seq))
+                # Ids and the exception type only: its message may quote decrypted patient data.
+                log.error("%s: sink failed on %s (%s)", self.config.worker, _where(verdict), type(exc).__name__)
+                verdict = Rejected(
+                    verdict.record,
+                    internal_error(exc, producer_id=env.producer_id, seq=env.seq, withhold_message=self.config.decrypt),
+                )
             else:
                 self.handled += 1
                 self._metrics.event_in(topic)

@@ -57,7 +57,9 @@ def _string(value: str, what: str) -> str | None:
     if not value:
         return None
     if not _STRING.fullmatch(value):
-        raise UnmappableEvent(f"{what} {value!r} is not a FHIR string")
+        bad = next(i for i, c in enumerate(value) if c.isspace() and c not in " \r\n\t")
+        # Where and what, never the value itself: it is decrypted patient data.
+        raise UnmappableEvent(f"{what}: U+{ord(value[bad]):04X} at {bad} is not allowed in a FHIR string")
     return value
 
 

@@ -66,14 +66,17 @@ class Rejected(_Opaque):
 Verdict = Accepted | Duplicate | Rejected
 
 
-def internal_error(exc: BaseException, *, producer_id: str = "", seq: int = 0) -> EnvelopeRejected:
-    """An unexpected exception as a rejection (a dead letter, never a crash)."""
-    return EnvelopeRejected(
-        RejectReason.REJECT_REASON_INTERNAL_ERROR,
-        f"{type(exc).__name__}: {exc}",
-        producer_id=producer_id,
-        seq=seq,
+def internal_error(
+    exc: BaseException, *, producer_id: str = "", seq: int = 0, withhold_message: bool = False
+) -> EnvelopeRejected:
+    """An unexpected exception as a rejection (a dead letter, never a crash). ``withhold_message``: the exception
+    was raised with decrypted data in hand, so only its type goes into the (unencrypted) dead letter."""
+    detail = (
+        f"{type(exc).__name__} (message withheld: raised on decrypted data)"
+        if withhold_message
+        else f"{type(exc).__name__}: {exc}"
     )
+    return EnvelopeRejected(RejectReason.REJECT_REASON_INTERNAL_ERROR, detail[:1000], producer_id=producer_id, seq=seq)
 
 
 class EnvelopeDecoder:

@@ -15,7 +15,7 @@ from fhir.resources.subscriptiontopic import SubscriptionTopic
 from pydantic import ValidationError
 
 from cloud_workers.hospital import Accepted, EnvelopeDecoder
-from cloud_workers.hospital._fhir import FhirMapper, subscription_topic, topic_url, validate
+from cloud_workers.hospital._fhir import FhirMapper, UnmappableEvent, subscription_topic, topic_url, validate
 from schemas import IdentityVerdict, Telemetry
 from streams import Keyring, hospital_topic
 from tests.cloud_workers.hospital.sealing import Chain, identity, triage
@@ -140,3 +140,12 @@ def test_unmapped_schema_is_refused(keyring: Keyring) -> None:
     event = _accepted(EnvelopeDecoder(keyring), chain.seal(Telemetry(kiosk_id="k1")), 0, "test.fhir.unmapped")
     with pytest.raises(TypeError, match="no FHIR mapping"):
         FhirMapper(hospital_id="H1", group_id="g").notification(event)
+
+
+def test_a_value_fhir_cannot_hold_is_refused_without_quoting_it(keyring: Keyring) -> None:
+    check = identity("k1", "H1", 1)
+    check.card.card_number = "0042\u2028SECRET"  # a line separator: not allowed in a FHIR string
+    event = _accepted(EnvelopeDecoder(keyring), Chain(keyring, "k1", "H1").seal(check), 0)
+    with pytest.raises(UnmappableEvent) as info:
+        FhirMapper(hospital_id="H1", group_id="g").notification(event)
+    assert "U+2028" in str(info.value) and "SECRET" not in str(info.value) and "0042" not in str(info.value)
