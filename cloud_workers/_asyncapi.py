@@ -3,8 +3,8 @@
 FastStream generates the document from the real subscribers (``HospitalSubscriber``, ``AuditFollower``): channels,
 operations, servers, security and the payload schemas (from the protobuf descriptors). Four facts it has no
 place for are added afterwards, each where AsyncAPI 3.0 puts it: the content type (binary protobuf), the Kafka
-message key (a message binding), the ``{hospital_id}`` channel parameter, and that the kiosk and gateway
-producers set no ``correlation_id`` header.
+message key (a message binding), the ``{hospital_id}`` channel parameter, and the headers (none on envelope
+topics: the kiosk and gateway producers set no ``correlation_id``).
 
 ``python -m cloud_workers._asyncapi --write docs/asyncapi`` regenerates ``asyncapi.json`` and ``index.html``;
 a test fails when the committed files differ from what the code generates."""
@@ -90,6 +90,17 @@ def _finish(doc: dict[str, Any]) -> dict[str, Any]:
             message["bindings"] = {"kafka": {"key": {"type": "string", "description": key}, "bindingVersion": "0.5.0"}}
         if address in ("hospital.{hospital_id}.events.v1", "audit.v1"):
             message.pop("correlationId", None)  # kiosks and gateways set no headers
+            message["headers"] = {
+                "type": "object",
+                "description": "None are set: everything a consumer needs is in the signed envelope.",
+                "properties": {},
+            }
+        elif address == "dlq.v1":
+            message["headers"] = {
+                "type": "object",
+                "description": "FastStream publishers add these; other workers may not. Do not rely on them.",
+                "properties": {"correlation_id": {"type": "string"}, "content-type": {"type": "string"}},
+            }
     return doc
 
 

@@ -47,7 +47,8 @@ def test_document_names_schemas_keys_and_security() -> None:
     messages = doc["components"]["messages"]
     for name, message in messages.items():
         assert message["bindings"]["kafka"]["key"]["type"] == "string", name
-    assert "correlationId" not in messages["hospital.{hospital_id}.events.v1:SubscribeMessage"]
+    hospital_message = messages["hospital.{hospital_id}.events.v1:SubscribeMessage"]
+    assert "correlationId" not in hospital_message and hospital_message["headers"]["properties"] == {}
     channel = doc["channels"]["hospital.{hospital_id}.events.v1"]
     assert set(channel["parameters"]) == {"hospital_id"}
     assert doc["components"]["securitySchemes"] == {"scram512": {"type": "scramSha512"}}
