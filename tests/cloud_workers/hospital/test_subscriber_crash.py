@@ -37,7 +37,8 @@ def _lines(path: Path) -> list[tuple[str, str, int]]:
     if not path.exists():
         return []
     out = []
-    for line in path.read_text().splitlines():
+    text = path.read_text()
+    for line in text[: text.rfind("\n") + 1].splitlines():  # complete lines only (one may be mid-write)
         obj = json.loads(line)
         out.append((obj["producer_id"], obj["stream"], int(obj["seq"])))
     return out
