@@ -1,7 +1,10 @@
 """Bus benchmark on the embedded broker: plain protobuf vs enveloped throughput, verifications per second
 per core, and end-to-end latency at a fixed offered load. Prints one JSON line.
 
-    .venv/bin/python benchmarks/bus.py [--events 20000] [--rate 1000] [--seconds 10]
+    .venv/bin/python benchmarks/bus.py [--engine tansu|kafka] [--events 20000] [--rate 1000] [--seconds 10]
+
+``--engine kafka`` runs the same workload on Apache Kafka 4 (KRaft, one node); both report the broker's
+start time (exec to ready; Kafka's first start also formats its log dir) and its resident memory.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from streams import (
     seal,
     verify_signature,
 )
-from streams.broker import EmbeddedBroker, EmbeddedBrokerConfig
+from streams.broker import make_local_broker
 
 
 def _messages(n: int) -> list[IdentityCheck]:
@@ -143,6 +146,19 @@ async def _latency(bootstrap: str, topic: str, keyring: Keyring, rate: float, se
     return lat
 
 
+def _rss_mib(pid: int | None, field: str = "VmRSS") -> float | None:
+    """Resident memory of the broker process (Linux /proc), MiB."""
+    if pid is None:
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return round(ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))], 2)
@@ -153,12 +169,25 @@ async def main() -> None:
     ap.add_argument("--events", type=int, default=20000)
     ap.add_argument("--rate", type=float, default=1000.0)
     ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--engine", choices=["tansu", "kafka"], default="tansu")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
     init_dev_keys(tmp / "keys", hospitals=["H1"], kiosks={"k1": "H1"})
     keyring = Keyring.load(tmp / "keys")
     msgs = _messages(args.events)
-    with EmbeddedBroker(EmbeddedBrokerConfig(state_dir=tmp / "broker")) as broker:
+    broker = make_local_broker(args.engine, state_dir=tmp / "broker")
+    try:
+        t0 = time.perf_counter()
+        broker.start()
+        start_s = time.perf_counter() - t0
+        rss_ready = _rss_mib(broker.pid)
+        t0 = time.perf_counter()
+        broker.restart()
+        restart_s = time.perf_counter() - t0
+    except BaseException:
+        broker.stop()
+        raise
+    with broker:
         settings = BusSettings(bootstrap_servers=broker.bootstrap)
         specs = [TopicSpec(name=n, key="k", content="bench", partitions=1) for n in ("b.plain", "b.env", "b.lat")]
         await apply_topics(settings, specs)
@@ -184,10 +213,18 @@ async def main() -> None:
         verify_cpu = time.process_time() - t0
 
         lat = await _latency(broker.bootstrap, "b.lat", keyring, args.rate, args.seconds)
+        rss_after = _rss_mib(broker.pid)
+        rss_peak = _rss_mib(broker.pid, "VmHWM")
 
     n = args.events
     result = {
         "benchmark": "bus",
+        "engine": args.engine,
+        "broker_start_s": round(start_s, 2),
+        "broker_restart_s": round(restart_s, 2),
+        "broker_rss_ready_mib": rss_ready,
+        "broker_rss_after_mib": rss_after,
+        "broker_rss_peak_mib": rss_peak,
         "events": n,
         "payload_bytes": round(statistics.mean(len(p) for p in plain)),
         "envelope_bytes": round(statistics.mean(len(s) for s in sealed)),
