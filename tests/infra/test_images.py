@@ -50,7 +50,7 @@ class Image:
 
 
 IMAGES = {
-    "cloud": Image(dockerfile="cloud.Dockerfile", extras="cloud", first=("torch==2.13.0",)),
+    "cloud": Image(dockerfile="cloud.Dockerfile", extras="cloud,autoscaler", first=("torch==2.13.0",)),
     "edge-cpu": Image(dockerfile="edge-cpu.Dockerfile", extras="edge"),
 }
 
@@ -340,6 +340,9 @@ def test_cloud_roles_start_and_keep_patient_data_out_of_logs(
     assert gateway.returncode == 0, logs["gateway"]
     run("audit", "audit", "replay", "--topic", "audit.v1", "--keys-dir", str(tmp_path / "gateway"), *boot)
     assert json.loads(logs["audit"].strip().splitlines()[-1])["bad"] == 0
+    # The autoscaler pod's init container (infra/k8s/autoscaler.yaml), one epoch instead of twenty.
+    run("autoscaler-train", "autoscaler", "train", "--out", str(tmp_path / "models"), "--epochs", "1", "--threads", "1")
+    assert list((tmp_path / "models").glob("forecaster-v*.pt"))
 
     lines = [json.loads(line) for line in events.read_text().splitlines()]
     assert len(lines) >= 20

@@ -461,7 +461,7 @@ def test_cloud_dockerfile() -> None:
     assert instructions[0] == ("FROM", "python:3.11-slim")
     runs = [rest for ins, rest in instructions if ins == "RUN"]
     torch_at = next(i for i, r in enumerate(runs) if "download.pytorch.org/whl/cpu" in r)
-    project_at = next(i for i, r in enumerate(runs) if '".[cloud]"' in r)
+    project_at = next(i for i, r in enumerate(runs) if '".[cloud,autoscaler]"' in r)
     assert torch_at < project_at, "CPU torch must be installed before the cloud extra pulls a CUDA build"
     assert ("ARG", "TORCH_VERSION=2.13.0") in instructions
     assert ("ENTRYPOINT", '["medkiosk"]') in instructions
