@@ -52,6 +52,7 @@ def _print_table(instances: list[Any]) -> None:
 def _list(args: argparse.Namespace) -> int:
     import asyncio
     import json
+    import sys
 
     async def main() -> list[Any]:
         registry, _ = _open(args)
@@ -62,7 +63,13 @@ def _list(args: argparse.Namespace) -> int:
         finally:
             await registry.stop()
 
-    instances = asyncio.run(main())
+    from aiokafka.errors import KafkaError
+
+    try:
+        instances = asyncio.run(main())
+    except (KafkaError, OSError, LookupError) as exc:
+        print(f"discover list: the registry cannot be read: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         for i in instances:
             print(json.dumps(i.to_json()))

@@ -113,3 +113,11 @@ def test_killed_process_turns_unhealthy_within_ttl(etcd: EtcdServer, broker: Emb
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_list_says_when_the_registry_cannot_be_read(keys_dir: Path) -> None:
+    from streams.broker import free_port
+
+    out = _medkiosk("discover", "list", "--bootstrap", f"127.0.0.1:{free_port()}", "--keys-dir", str(keys_dir))
+    assert out.returncode == 2
+    assert "the registry cannot be read" in out.stderr and "Traceback" not in out.stderr
