@@ -211,8 +211,9 @@ def run_fl(opts: FlRunOptions) -> FlRunResult:
         settings = BusSettings(bootstrap_servers=bootstrap, keys_dir=roles / "observer", state_dir=run_dir / "state")
         asyncio.run(apply_topics(settings, topics_for([])))
 
+        # one intra-op thread per process: the models are tiny and every role is its own process
         env = {**os.environ, "MEDKIOSK_BOOTSTRAP_SERVERS": bootstrap, "MEDKIOSK_STATE_DIR": str(run_dir / "state"),
-               "PYTHONUNBUFFERED": "1"}  # fmt: skip
+               "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}  # fmt: skip
         allow = ["--aggregator", AGGREGATOR, "--keyholder", KEYHOLDER, "--model", opts.model]
 
         def common(name: str, keys: str) -> list[str]:

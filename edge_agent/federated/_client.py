@@ -213,7 +213,7 @@ class FlClient:
         self._fill_pool(spec)
         self.rounds_sent += 1
         self.bytes_per_update = self._wire_bytes(requests)
-        self.epsilon = self.core.epsilon()
+        self.epsilon = quantized.result.epsilon
         self.last_metrics = dict(quantized.result.metrics)
 
     async def _hold(self, point: str, round_id: int) -> None:

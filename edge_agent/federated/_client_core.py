@@ -221,10 +221,10 @@ class ClientCore:
         spec = RoundSpec.from_announcement(ann)
         cts = [encrypt_packed(public_key, p, pool) for p in pack(q.quantized, spec.packing)]
         updates = shard_updates(ann, spec, self.client_id, cts, public_key, q.result)
-        accountant, epsilon = self.accountant(), self.epsilon()
+        accountant = self.accountant()
         for u in updates:
             u.accountant.CopyFrom(accountant)
-            u.epsilon = epsilon
+            u.epsilon = q.result.epsilon  # the trainer's own figure: informative, never trusted
             if q.result.round_dp is not None:
                 z, rate, steps = q.result.round_dp
                 u.round_dp.CopyFrom(DpStep(noise_multiplier=z, sample_rate=rate, steps=steps))
