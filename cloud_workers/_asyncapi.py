@@ -76,7 +76,19 @@ def _apps() -> list[Any]:
     return [hospital, auditor.broker]
 
 
+def _sorted(mapping: dict[str, Any]) -> dict[str, Any]:
+    return dict(sorted(mapping.items()))
+
+
 def _finish(doc: dict[str, Any]) -> dict[str, Any]:
+    # FastStream's order of channels and components depends on what else the process has generated before;
+    # sorted, the document is the same bytes wherever it is made.
+    for section in ("servers", "channels", "operations"):
+        if section in doc:
+            doc[section] = _sorted(doc[section])
+    for section in ("messages", "schemas", "securitySchemes"):
+        if section in doc.get("components", {}):
+            doc["components"][section] = _sorted(doc["components"][section])
     doc["defaultContentType"] = "application/x-protobuf"
     for channel in doc.get("channels", {}).values():
         if "{hospital_id}" in channel.get("address", ""):
