@@ -98,6 +98,9 @@ class Principals:
     fl_coordinator: str = "fl-coordinator"
     fl_aggregators: tuple[str, ...] = ("fl-aggregator",)
     fl_keyholder: str = "fl-keyholder"
+    autoscalers: tuple[str, ...] = ("autoscaler-1",)
+    #: Processes that only read the registry (``medkiosk discover serve`` / ``list``).
+    registry_readers: tuple[str, ...] = ("registry",)
 
     @staticmethod
     def hospital_user(hospital: str) -> str:
@@ -109,7 +112,7 @@ class Principals:
 
     def all_users(self) -> list[str]:
         users = [*self.kiosks, *self.gateways, *self.auditors, self.fl_coordinator, *self.fl_aggregators]
-        users += [self.fl_keyholder]
+        users += [self.fl_keyholder, *self.autoscalers, *self.registry_readers]
         users += [self.hospital_user(h) for h in self.hospitals]
         users += [self.fl_client_user(h) for h in self.hospitals]
         return sorted(set(users))
@@ -178,43 +181,65 @@ def plan_acls(p: Principals) -> AclPlan:
         plan.producer(kiosk)
         plan.topics(kiosk, Operation.WRITE, [*_KIOSK_TOPICS, REGISTRY.name, DLQ.name])
         plan.topics(kiosk, Operation.READ, [CONTROL_SCALING.name])
-        plan.group(kiosk, kiosk, _PREFIXED)
+        plan.group(kiosk, f"kiosk-{kiosk}")  # the agent's command consumer
+        plan.group(kiosk, f"kiosk-{kiosk}.", _PREFIXED)
     for gateway in p.gateways:
         plan.producer(gateway)
         plan.topics(gateway, Operation.READ, [KIOSK_IDENTITY.name, KIOSK_INFERENCE.name, GATEWAY_CHAINS.name])
         plan.topics(gateway, Operation.WRITE, [hospital_topic(h) for h in p.hospitals])
         plan.topics(gateway, Operation.WRITE, [AUDIT.name, DLQ.name, REGISTRY.name, GATEWAY_CHAINS.name])
         plan.group(gateway, "medkiosk-gateway")
-        plan.group(gateway, gateway, _PREFIXED)
-        plan.allow(gateway, [Operation.WRITE, Operation.DESCRIBE], ResourceType.TRANSACTIONAL_ID, gateway, _PREFIXED)
+        plan.group(gateway, f"{gateway}.", _PREFIXED)
+        # The transactional gateway's producer (cloud_workers.gateway: transactional_id "medkiosk-<gateway id>").
+        txn = f"medkiosk-{gateway}"
+        plan.allow(gateway, [Operation.WRITE, Operation.DESCRIBE], ResourceType.TRANSACTIONAL_ID, txn)
     for hospital in p.hospitals:
         user = p.hospital_user(hospital)
         plan.producer(user)
         plan.topics(user, Operation.READ, [hospital_topic(hospital)])
         plan.topics(user, Operation.WRITE, [DLQ.name, REGISTRY.name])
-        plan.group(user, f"hospital-{hospital}", _PREFIXED)
+        # Literal, plus "hospital-H1." for extra readers (FHIR): a bare prefix would also match hospital-H10.
+        plan.group(user, f"hospital-{hospital}")
+        plan.group(user, f"hospital-{hospital}.", _PREFIXED)
         client = p.fl_client_user(hospital)
         plan.producer(client)
         plan.topics(client, Operation.READ, [FL_ROUNDS.name, FL_MODELS.name], _PREFIXED)
         plan.topics(client, Operation.WRITE, [FL_UPDATES.name], _PREFIXED)
-        plan.group(client, client, _PREFIXED)
+        plan.group(client, f"{client}.", _PREFIXED)
+        plan.group(client, client)
     for auditor in p.auditors:
         plan.topics(auditor, Operation.READ, [AUDIT.name, *_KIOSK_TOPICS, DLQ.name])
-        plan.group(auditor, auditor, _PREFIXED)
+        plan.group(auditor, "medkiosk-auditor")
+        plan.group(auditor, f"{auditor}.", _PREFIXED)
+    for scaler in p.autoscalers:
+        plan.producer(scaler)
+        plan.topics(scaler, Operation.READ, [KIOSK_TELEMETRY.name])
+        plan.topics(scaler, Operation.WRITE, [CONTROL_SCALING.name, DLQ.name, REGISTRY.name])
+        plan.group(scaler, "medkiosk-autoscaler")
+        # Consumer lag of the gateways' group (a scaling signal): describe it, never join it.
+        plan.allow(scaler, [Operation.DESCRIBE], ResourceType.GROUP, "medkiosk-gateway")
+        for name in (KIOSK_IDENTITY.name, KIOSK_INFERENCE.name):
+            plan.allow(scaler, [Operation.DESCRIBE], ResourceType.TOPIC, name)
+    for reader in p.registry_readers:
+        plan.topics(reader, Operation.READ, [REGISTRY.name])
+        plan.group(reader, f"{reader}.", _PREFIXED)
     coordinator = p.fl_coordinator
     plan.producer(coordinator)
     plan.topics(coordinator, Operation.WRITE, [FL_ROUNDS.name, FL_MODELS.name], _PREFIXED)
     plan.topics(coordinator, Operation.READ, [FL_ROUNDS.name, FL_SUMS.name, FL_AGGREGATES.name], _PREFIXED)
-    plan.group(coordinator, coordinator, _PREFIXED)
+    plan.group(coordinator, coordinator)
+    plan.group(coordinator, f"{coordinator}.", _PREFIXED)
     for aggregator in p.fl_aggregators:
         # Never fl.aggregates: the aggregator adds ciphertexts and must not see decrypted sums.
         plan.producer(aggregator)
         plan.topics(aggregator, Operation.READ, [FL_ROUNDS.name, FL_UPDATES.name], _PREFIXED)
         plan.topics(aggregator, Operation.WRITE, [FL_SUMS.name], _PREFIXED)
-        plan.group(aggregator, aggregator, _PREFIXED)
+        plan.group(aggregator, aggregator)
+        plan.group(aggregator, f"{aggregator}.", _PREFIXED)
     keyholder = p.fl_keyholder
     plan.producer(keyholder)
     plan.topics(keyholder, Operation.READ, [FL_ROUNDS.name, FL_SUMS.name], _PREFIXED)
     plan.topics(keyholder, Operation.WRITE, [FL_AGGREGATES.name], _PREFIXED)
-    plan.group(keyholder, keyholder, _PREFIXED)
+    plan.group(keyholder, keyholder)
+    plan.group(keyholder, f"{keyholder}.", _PREFIXED)
     return plan

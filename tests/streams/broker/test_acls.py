@@ -18,18 +18,22 @@ from aiokafka.errors import (
     KafkaConnectionError,
     KafkaError,
     TopicAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed,
 )
 from pydantic import SecretStr
 
 from streams import (
+    CONTROL_SCALING,
     FL_AGGREGATES,
     FL_SUMS,
     FL_UPDATES,
     KIOSK_IDENTITY,
+    KIOSK_TELEMETRY,
     BusSettings,
     Keyring,
     apply_topics,
     hospital_topic,
+    make_transactional_producer,
     topics_for,
 )
 from streams.broker import (
@@ -191,6 +195,39 @@ async def test_fl_roles(secured: Secured) -> None:
     assert await read(secured.settings("fl-coordinator"), FL_AGGREGATES.name) == [b"sum"]
     with pytest.raises(TopicAuthorizationFailedError):
         await read(secured.settings("fl-client-H1"), FL_UPDATES.name)
+
+
+async def test_transactional_gateway_and_autoscaler(secured: Secured) -> None:
+    gateway = secured.settings("gateway-1").model_copy(update={"enable_idempotence": True})
+    producer = make_transactional_producer(gateway, "medkiosk-gateway-1")
+    await producer.start()
+    try:
+        async with producer.transaction():
+            await producer.send(hospital_topic("H1"), b"in-a-transaction", key=b"k1")
+    finally:
+        await producer.stop()
+    # Another principal may not take over the gateway's transactional id.
+    thief = make_transactional_producer(secured.settings("hospital-H1"), "medkiosk-gateway-1")
+    with pytest.raises(TransactionalIdAuthorizationFailed):
+        await thief.start()
+    await thief.stop()
+    scaler = secured.settings("autoscaler-1")
+    await produce(secured.settings("k2"), KIOSK_TELEMETRY.name, b"load")
+    assert b"load" in await read(scaler, KIOSK_TELEMETRY.name, group="medkiosk-autoscaler")
+    await produce(scaler, CONTROL_SCALING.name)
+    with pytest.raises(TopicAuthorizationFailedError):
+        await read(scaler, KIOSK_IDENTITY.name)
+
+
+async def test_kiosk_agent_group_and_no_prefix_spill(secured: Secured) -> None:
+    kiosk = secured.settings("k1")
+    await produce(secured.settings("autoscaler-1"), CONTROL_SCALING.name, b"scale")
+    assert b"scale" in await read(kiosk, CONTROL_SCALING.name, group="kiosk-k1")
+    with pytest.raises(GroupAuthorizationFailedError):
+        await read(kiosk, CONTROL_SCALING.name, group="kiosk-k2")
+    # hospital-H1's groups do not extend to a hospital "H10" by prefix.
+    with pytest.raises(GroupAuthorizationFailedError):
+        await read(secured.settings("hospital-H1"), hospital_topic("H1"), group="hospital-H10")
 
 
 async def test_wrong_password_and_unknown_user_are_refused(secured: Secured) -> None:
