@@ -89,6 +89,8 @@ class _ResidualQuantiles:
 
     def fit_residuals(self, truth: Array, point: Array) -> None:
         resid = truth - point  # (n, horizon)
+        if resid.shape[0] == 0:
+            return  # too little history to learn a spread: the quantiles stay at the point forecast
         self.offsets = np.stack([np.quantile(resid, q, axis=0) for q in self.quantiles], axis=-1)
 
     def spread(self, point: Array) -> Array:
@@ -161,6 +163,8 @@ class ExponentialSmoothing(_ResidualQuantiles):
     name: str = "exp_smoothing"
 
     def _point(self, series: Array, origins: npt.NDArray[np.int64]) -> Array:
+        if len(origins) == 0:
+            return np.zeros((0, self.horizon))
         levels = _levels(series[: int(origins.max())], self.alpha)
         return np.repeat(levels[origins - 1][:, None], self.horizon, axis=1)
 

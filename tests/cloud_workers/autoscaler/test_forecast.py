@@ -3,10 +3,12 @@ trace loading refusing bad files."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from cloud_workers.autoscaler import (
     ExponentialSmoothing,
@@ -55,6 +57,16 @@ def test_baseline_quantiles_come_from_training_residuals() -> None:
     assert 0.8 < cover < 0.97
 
 
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One intra-op thread: deterministic, and no OpenMP spinning against other processes on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.usefixtures("one_thread")
 def test_lstm_learns_the_season_and_beats_last_value_and_seasonal_naive() -> None:
     season = 12
     y = seasonal_series(40, season)
@@ -74,6 +86,17 @@ def test_lstm_learns_the_season_and_beats_last_value_and_seasonal_naive() -> Non
     assert m < 0.8 * mae(base["seasonal_naive"], y, origins)
     f = forecast_at(lstm, y[:-5])
     assert f.values.shape == (2, 2) and np.all(f.at(0.9) >= f.at(0.5)) and np.all(f.values >= 0)
+
+
+def test_baselines_fit_on_too_little_history() -> None:
+    for f in (
+        SeasonalNaive(season=100, horizon=2, quantiles=QS),
+        LastValue(horizon=2, quantiles=QS),
+        ExponentialSmoothing(horizon=2, quantiles=QS),
+    ):
+        f.fit(np.array([3.0, 4.0]))
+        pred = f.predict_batch(np.array([3.0, 4.0, 5.0]), np.array([3], dtype=np.int64))
+        assert pred.shape == (1, 2, 2) and np.all(np.isfinite(pred))
 
 
 def test_untrained_lstm_refuses_to_predict() -> None:
