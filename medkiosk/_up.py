@@ -38,6 +38,8 @@ class UpOptions:
     storage: str = "memory"
     #: The local broker when no bootstrap is given: "tansu" (embedded) or "kafka" (Apache Kafka 4).
     engine: str = "tansu"
+    #: Kafka only: SASL/SCRAM per role and the ACLs of ``medkiosk acls plan``, applied before any role starts.
+    secured: bool = False
     port: int = 0
     state_dir: Path = Path(".medkiosk")
     keys_dir: Path | None = None
@@ -173,6 +175,11 @@ def run_up(opts: UpOptions) -> UpResult:
 
     broker = None
     bootstrap = opts.bootstrap
+    secured = None
+    if opts.secured:
+        from medkiosk._up_secured import SecuredLaunch
+
+        secured = SecuredLaunch(kiosks=list(kiosks), hospitals=hospitals)
     if bootstrap is None:
         from streams.broker import make_local_broker
 
@@ -181,6 +188,7 @@ def run_up(opts: UpOptions) -> UpResult:
             port=opts.port or free_port(),
             state_dir=state_dir / "up-broker",
             storage=opts.storage,  # type: ignore[arg-type]
+            security=secured.security if secured is not None else None,
         )
         broker.start()
         bootstrap = broker.bootstrap
@@ -192,7 +200,13 @@ def run_up(opts: UpOptions) -> UpResult:
     observe = None
     try:
         settings = BusSettings(bootstrap_servers=bootstrap, keys_dir=keys_dir, state_dir=state_dir / "state")
-        reports = asyncio.run(apply_topics(settings, topics_for(hospitals)))
+        admin = settings if secured is None else secured.admin(settings)
+        reports = asyncio.run(apply_topics(admin, topics_for(hospitals)))
+        if secured is not None:
+            from streams.broker import apply_acls, plan_acls
+
+            n_acls = asyncio.run(apply_acls(admin, plan_acls(secured.principals)))
+            say(f"acls: {n_acls} applied for {len(secured.security.users)} principals (SASL/SCRAM-SHA-512)")
         counts = Counter(r.status for r in reports)
         say(f"topics: {counts['created']} created, {counts['ok']} ok, {counts['mismatch']} mismatched")
         # Subscribers sign registry heartbeats; the autoscaler signs scaling commands.
@@ -221,13 +235,17 @@ def run_up(opts: UpOptions) -> UpResult:
             ports = iter(free_port, None)  # Prometheus finds each process's port through the registry
         logs = run_dir / "logs"
 
+        def penv(name: str) -> dict[str, str]:
+            """The environment of process *name*: in secured mode with its own principal's credentials."""
+            return env if secured is None else secured.env_for(name, env)
+
         def common(name: str, keys: str) -> list[str]:
             argv = ["--keys-dir", str(role_keys / keys), "--stats-file", str(run_dir / "stats" / f"{name}.json")]
             if ports is not None:
                 argv += ["--metrics-port", str(next(ports))]
             return argv
 
-        gateway = _Proc("gateway-1", ["gateway", *common("gateway-1", "gateway-1")], env, logs, procs)
+        gateway = _Proc("gateway-1", ["gateway", *common("gateway-1", "gateway-1")], penv("gateway-1"), logs, procs)
         subs = [
             _Proc(
                 f"subscriber-{h}",
@@ -239,7 +257,7 @@ def run_up(opts: UpOptions) -> UpResult:
                     str(run_dir / "out" / f"{h}.jsonl"),
                     *common(f"subscriber-{h}", f"hospital-{h}"),
                 ],
-                env,
+                penv(f"subscriber-{h}"),
                 logs,
                 procs,
             )
@@ -251,7 +269,7 @@ def run_up(opts: UpOptions) -> UpResult:
             from medkiosk._up_autoscaler import AutoscalerLaunch
 
             argv = AutoscalerLaunch(checkpoint=opts.autoscaler_checkpoint).argv(common("autoscaler-1", "autoscaler-1"))
-            scaler = _Proc("autoscaler-1", argv, env, logs, procs)
+            scaler = _Proc("autoscaler-1", argv, penv("autoscaler-1"), logs, procs)
             workers.append(scaler)
         stats_dir = run_dir / "stats"
         ready_deadline = time.monotonic() + 60
@@ -268,7 +286,7 @@ def run_up(opts: UpOptions) -> UpResult:
 
             observe = PrometheusLaunch(run_dir, interval_s=opts.prometheus_interval_s, rules=opts.prometheus_rules)
             export_role(keys_dir, role_keys / "registry")
-            url = observe.start(lambda name, argv: _Proc(name, argv, env, logs, procs), role_keys / "registry")
+            url = observe.start(lambda name, argv: _Proc(name, argv, penv(name), logs, procs), role_keys / "registry")
             say(f"prometheus: {url} (targets from the registry; rules {observe.rules})")
         emulators: list[_Proc] = []
         if opts.kiosk_mode == "edge":
@@ -276,7 +294,9 @@ def run_up(opts: UpOptions) -> UpResult:
 
             launch = EdgeLaunch(run_dir, kiosks, rate_hz=opts.rate_hz, duration_s=opts.duration_s, seed=opts.seed)
             kiosk_procs = [
-                _Proc(k, [*launch.agent_argv(k, common(k, k)), "--drain", str(opts.drain_timeout_s)], env, logs, procs)
+                _Proc(
+                    k, [*launch.agent_argv(k, common(k, k)), "--drain", str(opts.drain_timeout_s)], penv(k), logs, procs
+                )
                 for k in kiosks
             ]
             say("kiosk agents starting (camera warm-up)")
@@ -302,7 +322,7 @@ def run_up(opts: UpOptions) -> UpResult:
                         str(opts.drain_timeout_s),
                         *common(k, k),
                     ],
-                    env,
+                    penv(k),
                     logs,
                     procs,
                 )

@@ -22,6 +22,8 @@ def _outage(value: str) -> tuple[float, float]:
 def _up(args: argparse.Namespace) -> int:
     from medkiosk._up import UpOptions, run_up
 
+    if args.secured and (args.engine != "kafka" or args.bootstrap or args.fl_rounds):
+        raise SystemExit("--secured needs --engine kafka, no --bootstrap, and no --fl-rounds (one process, many roles)")
     if args.broker_outage and args.bootstrap:
         raise SystemExit("--broker-outage needs the embedded broker (drop --bootstrap)")
     if args.broker_outage and args.storage == "memory" and args.engine == "tansu":
@@ -35,6 +37,7 @@ def _up(args: argparse.Namespace) -> int:
             bootstrap=args.bootstrap,
             storage=args.storage,
             engine=args.engine,
+            secured=args.secured,
             port=args.port,
             state_dir=args.state_dir,
             keys_dir=args.keys_dir,
@@ -70,6 +73,11 @@ def add_up_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     up.add_argument("--duration", type=float, default=20.0, help="seconds of traffic (default 20)")
     up.add_argument("--bootstrap", help="use this Kafka cluster instead of the embedded broker")
     up.add_argument("--storage", choices=["memory", "s3"], default="memory", help="embedded broker storage")
+    up.add_argument(
+        "--secured",
+        action="store_true",
+        help="with --engine kafka: SASL/SCRAM-SHA-512, one principal per role, the ACLs of `medkiosk acls plan`",
+    )
     up.add_argument(
         "--engine",
         choices=["tansu", "kafka"],
