@@ -75,6 +75,32 @@ def add_fl_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_fl_role_commands(flsub)
     add_fl_client_command(flsub)
     _add_fl_keys_commands(flsub)
+    _add_fl_privacy_report_command(flsub)
+
+
+def _fl_privacy_report(args: argparse.Namespace) -> int:
+    from medkiosk._fl_report import fl_privacy_report
+
+    return fl_privacy_report(args)
+
+
+def _add_fl_privacy_report_command(flsub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from streams._service_args import add_service_arguments
+
+    rep = flsub.add_parser(
+        "privacy-report",
+        help="recompute every published epsilon from the log (announced policies, closes, model versions)",
+        description="Reads fl.rounds.v1 and fl.models.v1 and, per model version, recomputes each hospital's "
+        "record-level epsilon from the announced DP policies of the rounds it contributed to, and the client-level "
+        "epsilon of the noise on the sums; checks that every published figure is at least that and follows from "
+        "the accountant history it publishes. One JSON line; exit 1 if a figure does not hold up.",
+    )
+    rep.add_argument("--model", default="breast-cancer")
+    rep.add_argument("--coordinator-id", default="fl-coordinator")
+    rep.add_argument("--models-id", default="fl-coordinator-models")
+    rep.add_argument("--topic-suffix", help="the FL topics with this suffix")
+    add_service_arguments(rep)
+    rep.set_defaults(func=_fl_privacy_report)
 
 
 def _fl_keys_init(args: argparse.Namespace) -> int:

@@ -99,11 +99,9 @@ class PrivacyLedger:
         ann: RoundAnnouncement,
         contributors: Iterable[str],
         declared_rounds: Mapping[str, int],
-        *,
-        central_noise_multiplier: float,
-        central_delta: float,
     ) -> None:
-        """Charge one applied round to its contributors."""
+        """Charge one applied round to its contributors (central noise as the announcement states it)."""
+        central_noise_multiplier, central_delta = ann.central_noise_multiplier, ann.central_delta
         who = sorted(set(contributors))
         has_policy = ann.HasField("dp_policy") and policy_violation(ann.dp_policy) is None
         entry = policy_entry(ann.dp_policy) if has_policy else None

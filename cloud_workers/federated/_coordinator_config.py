@@ -153,6 +153,8 @@ class CoordinatorConfig:
             announced_at=now_ns,
             server_lr=self.server_lr,
             rounds_planned=self.rounds,
+            central_noise_multiplier=self.central_noise_multiplier,
+            central_delta=self.central_delta,
         )
         if self.mask_kind == MaskKind.MASK_KIND_EMA_EXPLORE:
             ann.mask_ema_decay = self.mask_ema_decay

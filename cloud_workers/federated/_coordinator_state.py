@@ -228,13 +228,7 @@ class CoordinatorState:
         for agg in rnd.aggregates.values():
             for p in agg.privacy:
                 declared[p.client_id] = max(declared.get(p.client_id, 0), p.rounds_trained)
-        ledger.charge(
-            rnd.announcement,
-            [c.client_id for c in close.contributors],
-            declared,
-            central_noise_multiplier=self.config.central_noise_multiplier,
-            central_delta=self.config.central_delta,
-        )
+        ledger.charge(rnd.announcement, [c.client_id for c in close.contributors], declared)
         metrics = {
             "round_s": max(0.0, (now_ns - rnd.announcement.announced_at) / 1e9),
             "contributors": float(len(close.contributors)),

@@ -38,7 +38,7 @@ class PartitionOffset(_message.Message):
     def __init__(self, topic: _Optional[str] = ..., partition: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
 
 class RoundAnnouncement(_message.Message):
-    __slots__ = ("model_name", "round_id", "model_version", "invited", "min_clients", "max_clients", "deadline", "clip_norm", "quant_bits", "quant_range", "mask_kind", "mask_seed", "mask_k", "paillier_key_id", "values_per_plaintext", "num_params", "num_shards", "key_bits", "straggler_mode", "staleness_alpha", "max_staleness", "start_offsets", "noise_std", "example_scale", "announced_at", "server_lr", "dp_policy", "rounds_planned", "mask_ema_decay", "mask_explore_fraction", "mask_max_gap")
+    __slots__ = ("model_name", "round_id", "model_version", "invited", "min_clients", "max_clients", "deadline", "clip_norm", "quant_bits", "quant_range", "mask_kind", "mask_seed", "mask_k", "paillier_key_id", "values_per_plaintext", "num_params", "num_shards", "key_bits", "straggler_mode", "staleness_alpha", "max_staleness", "start_offsets", "noise_std", "example_scale", "announced_at", "server_lr", "dp_policy", "rounds_planned", "mask_ema_decay", "mask_explore_fraction", "mask_max_gap", "central_noise_multiplier", "central_delta")
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     ROUND_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +70,8 @@ class RoundAnnouncement(_message.Message):
     MASK_EMA_DECAY_FIELD_NUMBER: _ClassVar[int]
     MASK_EXPLORE_FRACTION_FIELD_NUMBER: _ClassVar[int]
     MASK_MAX_GAP_FIELD_NUMBER: _ClassVar[int]
+    CENTRAL_NOISE_MULTIPLIER_FIELD_NUMBER: _ClassVar[int]
+    CENTRAL_DELTA_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     round_id: int
     model_version: int
@@ -101,7 +103,9 @@ class RoundAnnouncement(_message.Message):
     mask_ema_decay: float
     mask_explore_fraction: float
     mask_max_gap: int
-    def __init__(self, model_name: _Optional[str] = ..., round_id: _Optional[int] = ..., model_version: _Optional[int] = ..., invited: _Optional[_Iterable[str]] = ..., min_clients: _Optional[int] = ..., max_clients: _Optional[int] = ..., deadline: _Optional[int] = ..., clip_norm: _Optional[float] = ..., quant_bits: _Optional[int] = ..., quant_range: _Optional[float] = ..., mask_kind: _Optional[_Union[MaskKind, str]] = ..., mask_seed: _Optional[int] = ..., mask_k: _Optional[int] = ..., paillier_key_id: _Optional[str] = ..., values_per_plaintext: _Optional[int] = ..., num_params: _Optional[int] = ..., num_shards: _Optional[int] = ..., key_bits: _Optional[int] = ..., straggler_mode: _Optional[_Union[StragglerMode, str]] = ..., staleness_alpha: _Optional[float] = ..., max_staleness: _Optional[int] = ..., start_offsets: _Optional[_Iterable[_Union[PartitionOffset, _Mapping]]] = ..., noise_std: _Optional[float] = ..., example_scale: _Optional[float] = ..., announced_at: _Optional[int] = ..., server_lr: _Optional[float] = ..., dp_policy: _Optional[_Union[DpPolicy, _Mapping]] = ..., rounds_planned: _Optional[int] = ..., mask_ema_decay: _Optional[float] = ..., mask_explore_fraction: _Optional[float] = ..., mask_max_gap: _Optional[int] = ...) -> None: ...
+    central_noise_multiplier: float
+    central_delta: float
+    def __init__(self, model_name: _Optional[str] = ..., round_id: _Optional[int] = ..., model_version: _Optional[int] = ..., invited: _Optional[_Iterable[str]] = ..., min_clients: _Optional[int] = ..., max_clients: _Optional[int] = ..., deadline: _Optional[int] = ..., clip_norm: _Optional[float] = ..., quant_bits: _Optional[int] = ..., quant_range: _Optional[float] = ..., mask_kind: _Optional[_Union[MaskKind, str]] = ..., mask_seed: _Optional[int] = ..., mask_k: _Optional[int] = ..., paillier_key_id: _Optional[str] = ..., values_per_plaintext: _Optional[int] = ..., num_params: _Optional[int] = ..., num_shards: _Optional[int] = ..., key_bits: _Optional[int] = ..., straggler_mode: _Optional[_Union[StragglerMode, str]] = ..., staleness_alpha: _Optional[float] = ..., max_staleness: _Optional[int] = ..., start_offsets: _Optional[_Iterable[_Union[PartitionOffset, _Mapping]]] = ..., noise_std: _Optional[float] = ..., example_scale: _Optional[float] = ..., announced_at: _Optional[int] = ..., server_lr: _Optional[float] = ..., dp_policy: _Optional[_Union[DpPolicy, _Mapping]] = ..., rounds_planned: _Optional[int] = ..., mask_ema_decay: _Optional[float] = ..., mask_explore_fraction: _Optional[float] = ..., mask_max_gap: _Optional[int] = ..., central_noise_multiplier: _Optional[float] = ..., central_delta: _Optional[float] = ...) -> None: ...
 
 class DpPolicy(_message.Message):
     __slots__ = ("noise_multiplier", "max_sample_rate", "max_steps_per_round", "max_grad_norm", "delta")

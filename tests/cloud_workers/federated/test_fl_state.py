@@ -361,3 +361,36 @@ def test_distinct_hospitals_are_what_counts(tmp_path: Path, keys: FlKeys) -> Non
     with pytest.raises(EnvelopeRejected) as info:
         check_claims(s, ann, close, ring)
     assert info.value.reason == R.REJECT_REASON_TOO_FEW_CONTRIBUTORS
+
+
+def test_the_privacy_report_recomputes_what_was_published_and_catches_a_forgery(keys: FlKeys) -> None:
+    from cloud_workers.federated._privacy_report import privacy_report
+
+    state, ann = _coordinator(keys, client_noise_std=0.1)
+    anns: list[RoundAnnouncement] = [ann]
+    closes: list[RoundClose] = []
+    versions: list[ModelVersion] = []
+    for r in (1, 2):
+        if r == 2:
+            assert state.announcement_due() == 2
+            ann = state.announce(2, 0, [])
+            anns.append(ann)
+        for client in CLIENTS:
+            state.on_receipt(_receipt(ann, client, epsilon=0.01))
+        close = state.close_due(ann.deadline)
+        assert close is not None
+        closes.append(close)
+        assert state.on_aggregate(_agg([0.1] * DIM, round_id=r, declared={A: r + 1}))  # A declares an extra round
+        mv = state.apply_due(0)
+        assert mv is not None
+        versions.append(mv)
+    report = privacy_report("m", anns, closes, versions)
+    assert report["ok"], report
+    last = report["versions"][-1]["record_level"]
+    assert last["published"][A] > last["recomputed"][A]  # charged for the round its accountant declares
+    assert last["published"][B] == pytest.approx(last["recomputed"][B], rel=1e-12)
+    assert report["versions"][-1]["sum_noise"]["epsilon"] > 0  # the clients' noise shares, client level
+    forged = ModelVersion()
+    forged.CopyFrom(versions[-1])
+    forged.privacy.clients[1].epsilon = 0.01
+    assert not privacy_report("m", anns, closes, [versions[0], forged])["ok"]
