@@ -7,7 +7,9 @@ as a MONAI bundle (ONNX included) and published on ``fl.models.v1`` as a :class:
 ``weights`` are the bundle's zip (``format = "monai-bundle-zip"``), split into signed chunks, with the
 validation metrics; the bundle carries the data card. Finished (and failed) request ids and the version
 counter are saved in the state directory, after the version is durably in the outbox, so a restarted trainer
-neither trains a request twice nor reuses a version number.
+neither trains a finished request twice nor reuses a version number. Known window: a crash after the outbox
+commit and before the state file is written retrains that request on restart and publishes its version number
+a second time (at-least-once; the two carry different bundle digests, readers keep the later one).
 """
 
 from __future__ import annotations
