@@ -159,6 +159,8 @@ def run_fl(opts: FlRunOptions) -> FlRunResult:
         seed=opts.seed,
         test_fraction=cfg.test_fraction,
         min_per_client=cfg.min_per_client,
+        standardise=cfg.standardise,
+        validation_fraction=cfg.validation_fraction,
     )
     example_scale = split.train.n / opts.hospitals
     dp_args: list[str] = ["--no-dp-required"]

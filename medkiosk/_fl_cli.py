@@ -10,8 +10,14 @@ __all__ = ["add_fl_commands"]
 
 
 def _run(args: argparse.Namespace) -> int:
+    import signal
+    import sys
+
     from medkiosk._fl import FlRunOptions, run_fl
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so run_fl's cleanup stops every role it started
+    if args.hospitals < 2 or (args.min_clients is not None and args.min_clients < 2):
+        raise SystemExit("fl run: federated learning needs at least 2 hospitals and min_clients >= 2")
     result = run_fl(
         FlRunOptions(
             hospitals=args.hospitals,

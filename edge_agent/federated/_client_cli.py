@@ -31,6 +31,7 @@ def breast_cancer_trainer(
     split = load_federated_breast_cancer(
         hospitals, alpha=cfg.dirichlet_alpha, seed=seed, test_fraction=cfg.test_fraction,
         min_per_client=cfg.min_per_client,
+        standardise=cfg.standardise, validation_fraction=cfg.validation_fraction,
     )  # fmt: skip
     return build_trainer(
         cfg,

@@ -44,6 +44,11 @@ class FlTrainingConfig:
     dirichlet_alpha: float = 0.5
     min_per_client: int = 20
     test_fraction: float = 0.2
+    #: Feature standardisation: "per-hospital" (each hospital with its own statistics; the test rows with theirs)
+    #: or "pooled" (statistics of all training rows, which no real federation has).
+    standardise: str = "per-hospital"
+    #: Share of each hospital's rows held out for validation (hyper-parameter choice); 0 = none.
+    validation_fraction: float = 0.0
     #: Update codec (``streams.federated``): L2 clip of the (weighted) update, shared-mask fraction of
     #: coordinates sent per round (the rest is kept as error feedback), quantisation bits, Paillier key size
     #: used by the simulation. The quantisation range equals ``update_clip``.

@@ -60,13 +60,17 @@ class FederatedSplit:
     #: Row indices into ``train`` per hospital (disjoint, covering every training row).
     parts: tuple[NDArray[np.int64], ...]
     hospitals: tuple[HospitalData, ...]
+    #: Each hospital's held-out validation rows (for tuning; empty without ``validation_fraction``).
+    validation: tuple[HospitalData, ...] = ()
 
 
-def load_breast_cancer_split(seed: int, test_fraction: float = 0.2) -> tuple[HospitalData, HospitalData]:
+def load_breast_cancer_split(
+    seed: int, test_fraction: float = 0.2, *, standardised: bool = True
+) -> tuple[HospitalData, HospitalData]:
     """Stratified, seeded train/test split of the breast-cancer data (569 × 30), standardised on the train part.
 
     Labels follow scikit-learn: 1 = benign, 0 = malignant. The scaler's mean and standard deviation are
-    computed on the training rows only and applied to both parts.
+    computed on the training rows only and applied to both parts (raw features when not ``standardised``).
     """
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
@@ -81,10 +85,9 @@ def load_breast_cancer_split(seed: int, test_fraction: float = 0.2) -> tuple[Hos
         stratify=y,
         random_state=seed,
     )
-    mean = X_tr.mean(axis=0)
-    std = X_tr.std(axis=0)
-    std[std == 0] = 1.0
-    return HospitalData((X_tr - mean) / std, y_tr), HospitalData((X_te - mean) / std, y_te)
+    if not standardised:
+        return HospitalData(X_tr, y_tr), HospitalData(X_te, y_te)
+    return HospitalData(_standardise(X_tr, X_tr), y_tr), HospitalData(_standardise(X_te, X_tr), y_te)
 
 
 def dirichlet_split(
@@ -180,6 +183,12 @@ def describe_split(parts: list[NDArray[np.int64]] | tuple[NDArray[np.int64], ...
     return "\n".join(lines)
 
 
+def _standardise(X: NDArray[np.float64], ref: NDArray[np.float64]) -> NDArray[np.float64]:
+    mean, std = ref.mean(axis=0), ref.std(axis=0)
+    std[std == 0] = 1.0
+    return np.asarray((X - mean) / std, dtype=np.float64)
+
+
 def load_federated_breast_cancer(
     n_hospitals: int,
     *,
@@ -187,13 +196,44 @@ def load_federated_breast_cancer(
     seed: int,
     test_fraction: float = 0.2,
     min_per_client: int = 10,
+    standardise: str = "pooled",
+    validation_fraction: float = 0.0,
 ) -> FederatedSplit:
     """The breast-cancer train/test split of :func:`load_breast_cancer_split` and a Dirichlet split of the train part.
 
-    The same ``seed`` gives the same test set as :func:`load_breast_cancer_split` (so a centralized baseline with
-    that seed is evaluated on identical rows).
+    The same ``seed`` gives the same test rows as :func:`load_breast_cancer_split` (so a centralized baseline with
+    that seed is evaluated on identical rows). ``standardise``: ``"pooled"`` uses the statistics of all training
+    rows (which no real federation has); ``"per-hospital"`` standardises each hospital's rows with its own mean and
+    standard deviation and the test rows with theirs (an evaluation site of its own), so no statistic crosses a
+    hospital boundary. ``validation_fraction`` holds out that share of each hospital's rows (seeded) as its
+    validation set, standardised like its training rows and never trained on.
     """
+    if standardise not in ("pooled", "per-hospital"):
+        raise ValueError(f"standardise must be 'pooled' or 'per-hospital', got {standardise!r}")
+    if not 0 <= validation_fraction < 1:
+        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
     train, test = load_breast_cancer_split(seed, test_fraction)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xD1]))
     parts = dirichlet_split(train.y, n_hospitals, alpha, rng, min_per_client)
-    return FederatedSplit(train=train, test=test, parts=tuple(parts), hospitals=tuple(train.subset(p) for p in parts))
+    raw = None
+    if standardise == "per-hospital":
+        raw_train, raw_test = load_breast_cancer_split(seed, test_fraction, standardised=False)
+        raw, test = raw_train, HospitalData(_standardise(raw_test.X, raw_test.X), raw_test.y)
+    hospitals, validation = [], []
+    vrng = np.random.default_rng(np.random.SeedSequence([seed, 0x7A1]))
+    for p in parts:
+        rows = np.array(p)
+        n_val = round(validation_fraction * rows.size)
+        if n_val:
+            held = np.zeros(rows.size, dtype=bool)
+            held[vrng.choice(rows.size, size=n_val, replace=False)] = True
+            val_rows, rows = rows[held], rows[~held]
+        source = raw if raw is not None else train
+        X_tr = source.X[rows]
+        fit = (lambda X, ref=X_tr: _standardise(X, ref)) if raw is not None else (lambda X: X)
+        hospitals.append(HospitalData(fit(X_tr), source.y[rows]))
+        if n_val:
+            validation.append(HospitalData(fit(source.X[val_rows]), source.y[val_rows]))
+    return FederatedSplit(
+        train=train, test=test, parts=tuple(parts), hospitals=tuple(hospitals), validation=tuple(validation)
+    )

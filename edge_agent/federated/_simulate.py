@@ -141,6 +141,8 @@ def simulate(
         seed=seed,
         test_fraction=cfg.test_fraction,
         min_per_client=cfg.min_per_client,
+        standardise=cfg.standardise,
+        validation_fraction=cfg.validation_fraction,
     )
     test = (split.test.X, split.test.y)
     trainers: list[DpSgdTrainer | NonPrivateTrainer] = [

@@ -12,8 +12,12 @@ clients' distributed shares) is accounted separately, client-level, as a Gaussia
 from __future__ import annotations
 
 import functools
+import importlib.util
 import math
 from collections.abc import Iterable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 from schemas import DpPolicy, DpStep
 
@@ -63,13 +67,29 @@ def policy_entry(policy: DpPolicy) -> tuple[float, float, int]:
     return (float(policy.noise_multiplier), float(policy.max_sample_rate), int(policy.max_steps_per_round))
 
 
+@functools.cache
+def _opacus_rdp() -> ModuleType:
+    """opacus's RDP analysis (``opacus/accountants/analysis/rdp.py``: numpy and scipy only), loaded from its file so
+    that the coordinator and keyholder get opacus's exact numbers without opacus's package import (torch)."""
+    spec = importlib.util.find_spec("opacus")
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError("opacus is needed for DP accounting")
+    path = Path(spec.origin).parent / "accountants" / "analysis" / "rdp.py"
+    mod_spec = importlib.util.spec_from_file_location("medkiosk_opacus_rdp", path)
+    if mod_spec is None or mod_spec.loader is None:
+        raise ModuleNotFoundError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(module)
+    return module
+
+
 @functools.lru_cache(maxsize=512)
 def _rdp_per_step(noise_multiplier: float, sample_rate: float) -> tuple[float, ...]:
-    from opacus.accountants.analysis.rdp import compute_rdp  # lazy: opacus imports torch
-
     from streams.federated._dp import RDP_ORDERS
 
-    rdp = compute_rdp(q=sample_rate, noise_multiplier=noise_multiplier, steps=1, orders=list(RDP_ORDERS))
+    rdp: Any = _opacus_rdp().compute_rdp(
+        q=sample_rate, noise_multiplier=noise_multiplier, steps=1, orders=list(RDP_ORDERS)
+    )
     return tuple(float(v) for v in rdp)
 
 
@@ -81,8 +101,6 @@ def history_epsilon(history: Iterable[tuple[float, float, int]], delta: float) -
         return 0.0
     if not 0 < delta < 1:
         raise ValueError(f"delta must be in (0, 1), got {delta}")
-    from opacus.accountants.analysis.rdp import get_privacy_spent
-
     from streams.federated._dp import RDP_ORDERS
 
     orders = list(RDP_ORDERS)
@@ -92,7 +110,7 @@ def history_epsilon(history: Iterable[tuple[float, float, int]], delta: float) -
             raise ValueError(f"not an accountant entry: {(z, q, t)}")
         for i, v in enumerate(_rdp_per_step(z, q)):
             total[i] += v * t
-    eps, _ = get_privacy_spent(orders=orders, rdp=total, delta=delta)
+    eps, _ = _opacus_rdp().get_privacy_spent(orders=orders, rdp=total, delta=delta)
     return float(eps)
 
 

@@ -115,3 +115,17 @@ def test_federated_split_shares_the_test_rows_of_the_plain_split() -> None:
     assert min(h.n for h in fs.hospitals) >= 20
     for part, hospital in zip(fs.parts, fs.hospitals, strict=True):
         np.testing.assert_array_equal(hospital.y, fs.train.y[part])
+
+
+def test_per_hospital_standardisation_uses_no_statistic_across_hospitals() -> None:
+    fs = load_federated_breast_cancer(
+        5, alpha=0.5, seed=2, min_per_client=20, standardise="per-hospital", validation_fraction=0.2
+    )
+    for h, v in zip(fs.hospitals, fs.validation, strict=True):
+        np.testing.assert_allclose(h.X.mean(axis=0), 0.0, atol=1e-9)  # its own mean and std, nobody else's
+        np.testing.assert_allclose(h.X.std(axis=0)[h.X.std(axis=0) > 0], 1.0, atol=1e-9)
+        assert v.n >= 1 and v.n + h.n >= 20
+    np.testing.assert_allclose(fs.test.X.mean(axis=0), 0.0, atol=1e-9)  # the test site: its own statistics
+    assert sum(h.n + v.n for h, v in zip(fs.hospitals, fs.validation, strict=True)) == fs.train.n
+    with pytest.raises(ValueError, match="standardise"):
+        load_federated_breast_cancer(2, alpha=0.5, seed=0, standardise="global")
