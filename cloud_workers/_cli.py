@@ -21,7 +21,10 @@ def _gateway(args: argparse.Namespace) -> int:
     configure_logging()
     ctx = service_context(args, args.gateway_id)
     gateway = Gateway(
-        GatewayConfig(gateway_id=args.gateway_id, group_id=args.group), ctx.settings, ctx.keyring, ctx.metrics
+        GatewayConfig(gateway_id=args.gateway_id, group_id=args.group, transactional=args.transactional),
+        ctx.settings,
+        ctx.keyring,
+        ctx.metrics,
     )
     ctx.readiness.add("kafka-assigned", lambda: bool(gateway.stats()["ready"]))
 
@@ -53,11 +56,27 @@ def _subscribe(args: argparse.Namespace) -> int:
 
 def _audit_replay(args: argparse.Namespace) -> int:
     from cloud_workers.audit import replay_topic
+    from cloud_workers.audit._times import parse_time_ms
     from streams._service import service_context
 
+    try:
+        times = {
+            k: None if v is None else parse_time_ms(v) for k, v in (("from", args.from_time), ("to", args.to_time))
+        }
+    except ValueError as exc:
+        print(f"audit replay: {exc}", file=sys.stderr)
+        return 2
     ctx = service_context(args, "audit")
     report = asyncio.run(
-        replay_topic(ctx.settings, ctx.keyring, args.topic, from_offset=args.from_offset, to_offset=args.to_offset)
+        replay_topic(
+            ctx.settings,
+            ctx.keyring,
+            args.topic,
+            from_offset=args.from_offset,
+            to_offset=args.to_offset,
+            from_time_ms=times["from"],
+            to_time_ms=times["to"],
+        )
     )
     print(json.dumps(report.to_json()))
     if args.report:
@@ -108,6 +127,12 @@ def add_cloud_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     gw.add_argument("--gateway-id", default="gateway-1", help="this gateway's producer id (signs audit records)")
     gw.add_argument("--group", default="medkiosk-gateway", help="consumer group")
+    gw.add_argument(
+        "--transactional",
+        action="store_true",
+        help="exactly-once output through Kafka transactions (Apache Kafka only; readers use read_committed) "
+        "instead of the local outbox",
+    )
     gw.add_argument(
         "--drain", type=float, default=10.0, help="seconds to keep sending the outbox after SIGTERM (default 10)"
     )
@@ -180,6 +205,10 @@ def add_cloud_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         help="also write a self-contained HTML report here (per producer and stream: seqs, chain, gaps, first "
         "bad offset, timeline) and the JSON report beside it (.json)",
     )
+    replay.add_argument(
+        "--from-time", help="first record time, ISO 8601 (UTC unless it says) or epoch ms; via offsets_for_times"
+    )
+    replay.add_argument("--to-time", help="stop before records stamped at or after this time (same forms)")
     add_service_arguments(replay)
     replay.set_defaults(func=_audit_replay)
     follow = asub.add_parser(

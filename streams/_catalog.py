@@ -16,10 +16,12 @@ __all__ = [
     "FL_ROUNDS",
     "FL_SUMS",
     "FL_UPDATES",
+    "GATEWAY_CHAINS",
     "KIOSK_IDENTITY",
     "KIOSK_INFERENCE",
     "KIOSK_TELEMETRY",
     "REGISTRY",
+    "TRAINING_REQUESTS",
     "FlTopics",
     "TopicSpec",
     "hospital_topic",
@@ -127,6 +129,19 @@ REGISTRY = TopicSpec(
     cleanup="compact",
     schemas=("schemas.v1.ServiceInstance",),
 )
+TRAINING_REQUESTS = TopicSpec(
+    name="training.requests.v1",
+    key="model name",
+    content="signed retraining requests to the multimodal trainer",
+    schemas=("schemas.v1.TrainingRequest",),
+)
+
+GATEWAY_CHAINS = TopicSpec(
+    name="gateway.chains.v1",
+    key="producer id / stream",
+    content="the gateways' committed chain state (transactional mode): read back on every partition assignment",
+    cleanup="compact",
+)
 
 CATALOG: tuple[TopicSpec, ...] = (
     KIOSK_IDENTITY,
@@ -141,6 +156,8 @@ CATALOG: tuple[TopicSpec, ...] = (
     AUDIT,
     DLQ,
     REGISTRY,
+    TRAINING_REQUESTS,
+    GATEWAY_CHAINS,
 )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import time
@@ -82,6 +83,8 @@ class ConsumerConfig:
     durable_chain: bool = True
     #: SQLite file for it; default ``<state_dir>/chains/<group_id>.db``.
     state_path: Path | None = None
+    #: The ``state_writer`` commits the input offsets itself (a Kafka transaction): no separate commit.
+    writer_commits_offsets: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -108,6 +111,7 @@ class EnvelopeConsumer:
         handler: Handler,
         *,
         on_batch_done: BatchDone | None = None,
+        on_assigned: Callable[[list[TopicPartition]], Awaitable[None]] | None = None,
         state_writer: StateWriter | None = None,
         initial_state: tuple[list[ChainLink], dict[tuple[str, int], int]] | None = None,
     ) -> None:
@@ -116,6 +120,8 @@ class EnvelopeConsumer:
         self._metrics = metrics
         self._handler = handler
         self._on_batch_done = on_batch_done
+        self._on_assigned = on_assigned
+        self._newly_assigned: list[TopicPartition] = []
         self.chain = ChainTracker()
         self.pipeline = RecordPipeline(
             keyring,
@@ -169,6 +175,8 @@ class EnvelopeConsumer:
     async def _resume(self, assigned: list[TopicPartition]) -> None:
         """Start each newly assigned partition right after the last record the chain state reflects."""
         consumer = self._consumer
+        # aiokafka may call the listener while a batch is being processed: the hook runs before the next batch.
+        self._newly_assigned.extend(assigned)
         if consumer is None or not self._stored_offsets:
             return
         for tp in assigned:
@@ -206,6 +214,11 @@ class EnvelopeConsumer:
                 out.append((tp.topic, tp.partition, max(0, high - position)))
         return out
 
+    @property
+    def stopping(self) -> bool:
+        """Whether a stop was requested (retry loops give up then)."""
+        return self._stopping.is_set()
+
     def request_stop(self) -> None:
         """Make ``run()`` return after the batch in hand is processed and committed."""
         self._stopping.set()
@@ -236,6 +249,10 @@ class EnvelopeConsumer:
                 continue
             if consumer.assignment():
                 self.assigned.set()
+            if self._newly_assigned and self._on_assigned is not None:
+                hook, fresh = self._on_assigned, self._newly_assigned
+                self._newly_assigned = []
+                await self._retry(functools.partial(hook, fresh), "assignment hook")
             if not batches:
                 continue
             try:
@@ -258,7 +275,8 @@ class EnvelopeConsumer:
             await self._retry(self._on_batch_done, "batch flush")
         await self.dlq.flush(self._stopping)
         await self._save_state(offsets)
-        await self._commit(consumer, offsets)
+        if not self.config.writer_commits_offsets:
+            await self._commit(consumer, offsets)
 
     async def _save_state(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         if self._store is None and self._state_writer is None:

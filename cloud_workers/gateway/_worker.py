@@ -14,11 +14,16 @@ exactly the next record with its chains intact: an old envelope replayed while i
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
+
+from cloud_workers.gateway._transactional import ChainStateTopic, TransactionalOutput
 from schemas import AuditRecord
 from streams import (
     AUDIT,
@@ -26,6 +31,7 @@ from streams import (
     KIOSK_INFERENCE,
     BusMetrics,
     BusSettings,
+    ChainState,
     ConsumerConfig,
     EnvelopeConsumer,
     Keyring,
@@ -41,6 +47,8 @@ from streams._chain_store import ChainStore
 
 __all__ = ["Gateway", "GatewayConfig"]
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(kw_only=True)
 class GatewayConfig:
@@ -49,6 +57,9 @@ class GatewayConfig:
     topics: list[str] = field(default_factory=lambda: [KIOSK_IDENTITY.name, KIOSK_INFERENCE.name])
     #: Outbox database; defaults to ``<state_dir>/<gateway_id>/outbox.db``.
     outbox_path: Path | None = None
+    #: Exactly-once output through Kafka transactions (Apache Kafka; see ``_transactional``) instead of the
+    #: outbox. Brokers without transactions (the embedded Tansu) need the default, the outbox path.
+    transactional: bool = False
 
 
 class Gateway:
@@ -68,14 +79,31 @@ class Gateway:
         self._pending_raw: list[tuple[str, bytes, bytes]] = []
         self._pending_audit: list[SealRequest] = []
         self.routed = 0
+        self._settings = settings
+        self._txn: TransactionalOutput | None = None
+        if config.transactional:
+            self._txn = TransactionalOutput(
+                settings,
+                keyring.signing_key(config.gateway_id),
+                group_id=config.group_id,
+                transactional_id=f"medkiosk-{config.gateway_id}",
+                audit_chain=ChainState(),
+            )
         self.consumer = EnvelopeConsumer(
-            ConsumerConfig(topics=config.topics, group_id=config.group_id, worker=config.gateway_id, decrypt=False),
+            ConsumerConfig(
+                topics=config.topics,
+                group_id=config.group_id,
+                worker=config.gateway_id,
+                decrypt=False,
+                writer_commits_offsets=config.transactional,
+            ),
             settings,
             keyring,
             metrics,
             self._route,
-            state_writer=self._flush,
-            initial_state=self.outbox.query(ChainStore.read),
+            state_writer=self._commit_transaction if config.transactional else self._flush,
+            on_assigned=self._reload_chains if config.transactional else None,
+            initial_state=([], {}) if config.transactional else self.outbox.query(ChainStore.read),
         )
 
     async def _route(self, event: VerifiedEvent) -> None:
@@ -119,7 +147,44 @@ class Gateway:
         self.routed += len(raw)
         self.sender.notify()
 
+    async def _commit_transaction(
+        self, links: list[ChainLink], forgotten: list[tuple[str, str]], offsets: dict[tuple[str, int], int]
+    ) -> None:
+        """Transactional mode: the batch's forwards, audits, links and offsets as one Kafka transaction,
+        retried (as a whole, after an abort) until the broker takes it or the gateway stops."""
+        assert self._txn is not None
+        raw, audits = self._pending_raw, self._pending_audit
+        backoff = 0.1
+        while True:
+            try:
+                await self._txn.start()
+                await self._txn.commit(raw, audits, links, offsets)
+                log.debug("committed %d forwards, offsets %s", len(raw), offsets)
+                break
+            except (KafkaError, TimeoutError, OSError) as exc:
+                log.warning("gateway transaction failed (%s: %s); retrying", type(exc).__name__, exc)
+                if self.consumer.stopping:
+                    raise
+                await asyncio.sleep(backoff)
+                backoff = min(2 * backoff, 2.0)
+        self._pending_raw, self._pending_audit = [], []
+        self.routed += len(raw)
+
+    async def _reload_chains(self, assigned: list[TopicPartition]) -> None:
+        """On every assignment, take the links the group committed (another instance may have moved on)."""
+        links, audit = await ChainStateTopic(self._settings).load()
+        self.consumer.chain.restore(links)
+        if self._txn is not None:
+            self._txn.audit_chain = audit.get(self.config.gateway_id, self._txn.audit_chain)
+
     async def start(self) -> None:
+        if self._txn is not None:
+            # Fence a previous incarnation first: its open transaction would hold the state topic's last
+            # stable offset back, and read_committed state could not be read to the end.
+            await self._txn.start()
+            links, audit = await ChainStateTopic(self._settings).load()
+            self.consumer.chain.restore(links)
+            self._txn.audit_chain = audit.get(self.config.gateway_id, ChainState())
         await self.sender.start()
         await self.consumer.start()
 
@@ -128,6 +193,8 @@ class Gateway:
 
     async def stop(self, drain_s: float = 10.0) -> None:
         await self.consumer.stop()
+        if self._txn is not None:
+            await self._txn.stop()
         await self.sender.drain(drain_s)
         await self.sender.stop()
         self.outbox.close()
