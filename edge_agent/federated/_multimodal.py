@@ -5,15 +5,14 @@ The frozen encoders (from the trainer's published MONAI bundle, or freshly initi
 encode every local case once (deterministic centre crop); only the :class:`~streams.multimodal.FusionHead`
 parameters travel, as the flat float64 vector the FL client encodes. DP-SGD is opacus's per-sample gradients
 and flat clipping (``GradSampleModule`` + ``DPOptimizer``); Poisson sampling and the Gaussian noise of step
-``s`` in round ``r`` come from generators seeded with ``HMAC-SHA256(round key, purpose | r | s)``, where the
-round key is derived by the client from the hospital's secret, so no one without that secret can predict them.
+``s`` in round ``r`` come from the ChaCha20 keystreams of ``derive_key(round key, "sample"/"noise", r, s)``
+(``_randomness``, as the tabular DP-SGD trainer does), where the round key is derived by the client from the
+hospital's secret, so no one without that secret can predict them.
 The RDP accountant's history (one entry per round) is kept and can be restored after a restart.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,15 +25,11 @@ from torch.nn import functional as F
 
 from edge_agent.federated._model import roc_auc
 from edge_agent.federated._privacy import accountant_epsilon, calibrated_noise_multiplier
+from edge_agent.federated._randomness import KeyedStream, derive_key
 from edge_agent.federated._trainer import LocalResult
 from streams.multimodal import CaseFeatures, FusionHead, MultimodalConfig, flatten_params, load_flat_params
 
 __all__ = ["MultimodalFlTrainer", "multimodal_trainer"]
-
-
-def _seed(key: bytes, purpose: str, round_id: int, step: int) -> int:
-    msg = purpose.encode() + b"\x00" + round_id.to_bytes(8, "big") + step.to_bytes(8, "big")
-    return int.from_bytes(hmac.new(key, msg, hashlib.sha256).digest(), "big")
 
 
 class MultimodalFlTrainer:
@@ -98,7 +93,7 @@ class MultimodalFlTrainer:
             loss_reduction="mean",
         )
         self._optimizer.attach_step_hook(self._add_noise)
-        self._noise: torch.Generator | None = None
+        self._noise: KeyedStream | None = None
         self._history: list[tuple[float, float, int]] = []
 
     @property
@@ -140,8 +135,8 @@ class MultimodalFlTrainer:
         opt = self._optimizer
         scale = self._noise_multiplier * self._max_grad_norm / (opt.expected_batch_size * opt.accumulated_iterations)
         for p in opt.params:
-            z = torch.randn(p.grad.shape, generator=self._noise, dtype=torch.float64) * scale
-            p.grad += z.to(p.grad.dtype)
+            z = self._noise.normal(p.grad.numel()) * scale
+            p.grad += torch.from_numpy(z).to(dtype=p.grad.dtype).reshape(p.grad.shape)
 
     def train(self, global_params: NDArray[np.float64], round_id: int, rng: np.random.Generator) -> LocalResult:
         """:meth:`train_keyed` with a round key drawn from ``rng``."""
@@ -158,9 +153,9 @@ class MultimodalFlTrainer:
         step = 0
         for _ in range(self._epochs):
             for _ in range(self._batches):
-                sampler = np.random.default_rng(_seed(key, "sample", round_id, step))
-                idx = torch.from_numpy(np.flatnonzero(sampler.random(n) < self._sample_rate).astype(np.int64))
-                self._noise = torch.Generator().manual_seed(_seed(key, "noise", round_id, step) % (2**63))
+                rows = KeyedStream(derive_key(key, "sample", round_id, step)).bernoulli(n, self._sample_rate)
+                idx = torch.from_numpy(np.flatnonzero(rows).astype(np.int64))
+                self._noise = KeyedStream(derive_key(key, "noise", round_id, step))
                 self._optimizer.zero_grad()
                 xi, xt, xp = (t[idx].requires_grad_(True) for t in (img, txt, pol))
                 logits = self._gsm(xi, xt, xp)
