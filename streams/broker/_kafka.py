@@ -203,7 +203,7 @@ class KafkaBroker:
     def stop(self) -> None:
         """Stop the node (SIGTERM: a controlled shutdown that flushes the logs; SIGKILL after
         ``stop_timeout_s``); idempotent. The log dir is kept."""
-        if self._process is None:
+        if self._process is None and self._port is None:
             return
         self._stop_process()
         _clear_state(self._config.state_dir)
