@@ -41,7 +41,9 @@ from streams.federated import (
 HOSPITALS = 5
 
 
-def _run(cfg: FlTrainingConfig, kind: str, fraction: float, rounds: int, seed: int) -> dict[str, float]:
+def _run(
+    cfg: FlTrainingConfig, kind: str, fraction: float, rounds: int, seed: int, *, on_validation: bool = False
+) -> dict[str, float]:
     split = load_federated_breast_cancer(
         HOSPITALS, alpha=cfg.dirichlet_alpha, seed=seed, test_fraction=cfg.test_fraction,
         min_per_client=cfg.min_per_client,
@@ -87,8 +89,18 @@ def _run(cfg: FlTrainingConfig, kind: str, fraction: float, rounds: int, seed: i
         longest = max(longest, int((r - last_seen).max()) - 1)
         last_seen[mask] = r
     longest = max(longest, int((rounds + 1 - last_seen).max()) - 1)
+    if on_validation:  # the hospitals' held-out rows (each standardised with its own hospital's statistics)
+        rows = [(v.X, v.y) for v in split.validation]
+        X, y = np.concatenate([r[0] for r in rows]), np.concatenate([r[1] for r in rows])
+        from edge_agent.federated import binary_metrics, load_flat, make_model
+
+        model = make_model(X.shape[1], cfg.hidden)
+        load_flat(model, params)
+        accuracy = binary_metrics(model, X, y)["accuracy"]
+    else:
+        accuracy = trainers[0].evaluate(params)["accuracy"]
     return {
-        "accuracy": trainers[0].evaluate(params)["accuracy"],
+        "accuracy": accuracy,
         "coverage": float(seen.mean()),
         "longest_unsent": float(longest),
         "epsilon": trainers[0].epsilon,  # type: ignore[union-attr]
