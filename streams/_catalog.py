@@ -50,6 +50,8 @@ class TopicSpec:
     #: The signed ``stream`` values allowed here. ``None``: only the topic's own name (a first-hop topic, where
     #: the producer published directly); a routed topic lists the streams that feed it.
     streams: tuple[str, ...] | None = None
+    #: Registry roles (``kiosk``, ``service``) whose envelopes the topic accepts; empty: any registered producer.
+    roles: tuple[str, ...] = ()
 
     def allows_stream(self, stream: str, topic: str) -> bool:
         """Whether an envelope whose signed stream is ``stream`` may be read from ``topic`` (this spec's topic).
@@ -74,6 +76,7 @@ KIOSK_IDENTITY = TopicSpec(
     content="fused identity checks",
     schemas=(_IDENTITY_CHECK,),
     encrypted=True,
+    roles=("kiosk",),
 )
 KIOSK_INFERENCE = TopicSpec(
     name="kiosk.inference.v1",
@@ -81,6 +84,7 @@ KIOSK_INFERENCE = TopicSpec(
     content="triage inference results",
     schemas=(_INFERENCE_RESULT,),
     encrypted=True,
+    roles=("kiosk",),
 )
 KIOSK_TELEMETRY = TopicSpec(
     name="kiosk.telemetry.v1",
@@ -226,6 +230,7 @@ def _hospital_spec(hospital_id: str) -> TopicSpec:
         schemas=(_IDENTITY_CHECK, _INFERENCE_RESULT),
         encrypted=True,
         streams=(KIOSK_IDENTITY.name, KIOSK_INFERENCE.name),
+        roles=("kiosk",),
     )
 
 

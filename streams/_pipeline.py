@@ -15,7 +15,7 @@ from typing import Protocol
 from google.protobuf.message import Message
 
 from schemas import Encryption, MedicalRecord, RejectReason
-from streams._catalog import spec_for
+from streams._catalog import TopicSpec, spec_for
 from streams._chain import ChainVerdict
 from streams._envelope import (
     DEFAULT_LIMITS,
@@ -29,7 +29,16 @@ from streams._envelope import (
 from streams._errors import EnvelopeRejected
 from streams._keys import Keyring
 
-__all__ = ["Accepted", "Duplicate", "Outcome", "RecordPipeline", "Rejected", "Sequencer", "check_policy"]
+__all__ = [
+    "Accepted",
+    "Duplicate",
+    "Outcome",
+    "RecordPipeline",
+    "Rejected",
+    "Sequencer",
+    "check_policy",
+    "check_role",
+]
 
 
 class Sequencer(Protocol):
@@ -73,8 +82,9 @@ def internal_error(exc: BaseException, rec: MedicalRecord | None = None) -> Enve
     )
 
 
-def check_policy(rec: MedicalRecord, topic: str) -> None:
-    """The catalog's rules for ``topic``: the signed stream belongs here, encryption if required, schema."""
+def check_policy(rec: MedicalRecord, topic: str) -> TopicSpec:
+    """The catalog's rules for ``topic``: the signed stream belongs here, encryption if required, schema.
+    Returns the governing spec (its producer-role rule is checked once the signature holds)."""
     spec = spec_for(topic)
     if not spec.allows_stream(rec.stream, topic):
         raise EnvelopeRejected(
@@ -94,6 +104,22 @@ def check_policy(rec: MedicalRecord, topic: str) -> None:
         raise EnvelopeRejected(
             RejectReason.REJECT_REASON_WRONG_SCHEMA,
             f"{rec.schema} does not belong on {topic} (carries {', '.join(spec.schemas)})",
+            producer_id=rec.producer_id,
+            seq=rec.seq,
+        )
+    return spec
+
+
+def check_role(rec: MedicalRecord, spec: TopicSpec, keyring: Keyring) -> None:
+    """Only producers of the spec's roles may publish on the topic (a cloud service key cannot pose as a kiosk)."""
+    if not spec.roles:
+        return
+    info = keyring.producers.get(rec.producer_id)
+    role = info.role if info is not None else ""
+    if role not in spec.roles:
+        raise EnvelopeRejected(
+            RejectReason.REJECT_REASON_UNAUTHORIZED,
+            f"a {role or 'unregistered'} producer may not publish on {spec.name} (needs {', '.join(spec.roles)})",
             producer_id=rec.producer_id,
             seq=rec.seq,
         )
@@ -122,9 +148,10 @@ class RecordPipeline:
         rec: MedicalRecord | None = None
         try:
             rec = parse(value or b"", self._limits)
-            if self._policy:
-                check_policy(rec, topic)
+            spec = check_policy(rec, topic) if self._policy else None
             verify_signature(rec, self._keyring)
+            if spec is not None:
+                check_role(rec, spec, self._keyring)
             digest = envelope_hash(rec)
             verdict = self.sequencer.check(rec, digest)
             if verdict is ChainVerdict.DUPLICATE:

@@ -115,7 +115,7 @@ class ChainStateTopic:
                     if await consumer.position(tp) >= ends[tp]:
                         pending.discard(tp)
                 if pending and not batches:
-                    log.warning(
+                    log.info(
                         "still reading %s (position, end): %s",
                         self.topic,
                         {tp.partition: (await consumer.position(tp), ends[tp]) for tp in pending},
@@ -123,7 +123,7 @@ class ChainStateTopic:
         finally:
             with contextlib.suppress(Exception):
                 await consumer.stop()
-        log.warning("loaded %d chain links and %d audit chains from %s", len(links), len(audit), self.topic)
+        log.info("loaded %d chain links and %d audit chains from %s", len(links), len(audit), self.topic)
         return list(links.values()), audit
 
 

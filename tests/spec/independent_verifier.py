@@ -25,7 +25,14 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 # The topic policy table of the spec, for the topic the vectors use.
-POLICY = {"kiosk.identity.v1": {"schemas": {"schemas.v1.IdentityCheck"}, "encrypted": True, "streams": None}}
+POLICY = {
+    "kiosk.identity.v1": {
+        "schemas": {"schemas.v1.IdentityCheck"},
+        "encrypted": True,
+        "streams": None,
+        "roles": {"kiosk"},
+    }
+}
 
 
 class Refused(Exception):
@@ -129,6 +136,8 @@ class Verifier:
             raise Refused("wrong_hospital")
         if rec.encryption == 1 and not rec.key_id.startswith(rec.hospital_id + "/"):
             raise Refused("wrong_hospital")
+        if policy["roles"] and info["role"] not in policy["roles"]:
+            raise Refused("unauthorized")
         ehash = hashlib.sha256(head + hashlib.sha256(rec.encrypted_data).digest() + rec.signature.r + rec.signature.s)
         verdict = self._chain(rec, ehash.digest())
         if verdict == "duplicate":

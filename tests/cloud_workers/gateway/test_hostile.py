@@ -264,7 +264,7 @@ async def test_kiosk_that_lost_its_state_is_a_counted_reset_not_a_lock_out(world
     assert mine == [(1, False), (2, False), (3, False), (4, False), (5, False), (1, True), (2, False), (3, False)]
 
 
-async def test_plaintext_wrong_schema_wrong_stream_and_high_s_are_refused(world: World) -> None:
+async def test_plaintext_wrong_schema_wrong_stream_high_s_and_wrong_role_are_refused(world: World) -> None:
     w = world
     chain = ChainState()
     plain, _ = w.seal(chain, data_key=None)  # a kiosk-signed IdentityCheck in the clear
@@ -275,16 +275,25 @@ async def test_plaintext_wrong_schema_wrong_stream_and_high_s_are_refused(world:
     malleable.CopyFrom(good)
     s = int.from_bytes(good.signature.s, "big")
     malleable.signature.s = (P256_ORDER - s).to_bytes(32, "big")  # verifies mathematically, other hash
-    wire = [x.SerializeToString() for x in (plain, telemetry, elsewhere, malleable, good)]
+    posing, _ = seal(  # a cloud service's key speaking on a kiosk topic
+        IdentityCheck(kiosk_id="kx", hospital_id=w.hospital),
+        signing_key=w.keys.signing_key("gateway-1"),
+        chain=ChainState(),
+        hospital_id=w.hospital,
+        data_key=w.keys.latest_data_key(w.hospital),
+        stream=w.topic,
+    )
+    wire = [x.SerializeToString() for x in (plain, telemetry, elsewhere, malleable, posing, good)]
     await _produce(w.settings, w.topic, wire)
     gw = w.gateway()
     await _run_gateway(gw, len(wire))
-    letters = await _letters_until(w, 4)
+    letters = await _letters_until(w, 5)
     assert [d.reason for d in letters] == [
         R.REJECT_REASON_PLAINTEXT_REFUSED,
         R.REJECT_REASON_WRONG_SCHEMA,
         R.REJECT_REASON_WRONG_STREAM,
         R.REJECT_REASON_BAD_SIGNATURE,
+        R.REJECT_REASON_UNAUTHORIZED,
     ]
     assert await _read(w.settings, hospital_topic(w.hospital), 1) == [wire[-1]]
 

@@ -42,7 +42,7 @@ pytestmark = [pytest.mark.broker, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[3]
 
 
-async def _committed(settings: BusSettings, topic: str, *, quiet_polls: int = 4) -> list[bytes]:
+async def _committed(settings: BusSettings, topic: str, *, quiet_polls: int = 4, max_s: float = 120.0) -> list[bytes]:
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=settings.bootstrap_servers,
@@ -53,8 +53,9 @@ async def _committed(settings: BusSettings, topic: str, *, quiet_polls: int = 4)
     await consumer.start()
     out: list[bytes] = []
     quiet = 0
+    deadline = asyncio.get_running_loop().time() + max_s
     try:
-        while quiet < quiet_polls:
+        while quiet < quiet_polls and asyncio.get_running_loop().time() < deadline:
             batch = await consumer.getmany(timeout_ms=250)
             got = [r.value or b"" for rs in batch.values() for r in rs]
             out += got
@@ -83,7 +84,7 @@ def _gateway(bootstrap: str, keys: Path, state: Path, group: str, log: Path) -> 
             str(state),
         ],
         cwd=ROOT,
-        env={**os.environ, "MEDKIOSK_ENABLE_IDEMPOTENCE": "true", "MEDKIOSK_LOG_LEVEL": "DEBUG"},
+        env={**os.environ, "MEDKIOSK_ENABLE_IDEMPOTENCE": "true", "MEDKIOSK_LOG_LEVEL": "INFO"},
         stdout=out,
         stderr=subprocess.STDOUT,
     )
@@ -115,22 +116,28 @@ async def test_kill_9_mid_stream_no_duplicate_no_loss_chains_intact(
             stream=KIOSK_IDENTITY.name,
         )
         wire.append(rec.SerializeToString())
-    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=5)
-    await producer.start()
-    try:
-        for v in wire:
-            await producer.send(KIOSK_IDENTITY.name, v, key=b"kt")
-        await producer.flush()
-    finally:
-        await producer.stop()
+
+    async def offer() -> None:
+        """The kiosk's traffic arrives while the gateways run (about 200/s), so the kills land mid-stream."""
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=5)
+        await producer.start()
+        try:
+            for start in range(0, n, 20):
+                for v in wire[start : start + 20]:
+                    await producer.send(KIOSK_IDENTITY.name, v, key=b"kt")
+                await producer.flush()
+                await asyncio.sleep(0.1)
+        finally:
+            await producer.stop()
 
     group = f"gw-txn-{uuid.uuid4().hex[:6]}"
     at_kill = []
+    offering = asyncio.create_task(offer())
     for kill_after in (300, 1200):
         gw = _gateway(broker.bootstrap, tmp_path / "gw", tmp_path / "state", group, tmp_path / "gateway.log")
         try:
             for _ in range(150):
-                if len(await _committed(settings, out_topic, quiet_polls=1)) >= kill_after:
+                if len(await _committed(settings, out_topic, quiet_polls=1, max_s=1.5)) >= kill_after:
                     break
                 await asyncio.sleep(0.1)
         finally:
@@ -138,11 +145,11 @@ async def test_kill_9_mid_stream_no_duplicate_no_loss_chains_intact(
             gw.wait(30)
         at_kill.append(len(await _committed(settings, out_topic)))
     assert at_kill[0] < n, f"the first kill came after everything was routed ({at_kill})"
-    print("committed at the kills:", at_kill)
+    await offering
     gw = _gateway(broker.bootstrap, tmp_path / "gw", tmp_path / "state", group, tmp_path / "gateway.log")
     try:
         for _ in range(300):
-            if len(await _committed(settings, out_topic, quiet_polls=1)) >= n:
+            if len(await _committed(settings, out_topic, quiet_polls=1, max_s=1.5)) >= n:
                 break
             await asyncio.sleep(0.2)
         await asyncio.sleep(2)  # anything extra would show up now
@@ -152,7 +159,6 @@ async def test_kill_9_mid_stream_no_duplicate_no_loss_chains_intact(
         gw.wait(30)
 
     logs = (tmp_path / "gateway.log").read_text(errors="replace")[-3000:]
-    logs += (tmp_path / "gateway.stats.json").read_text()
     assert len(delivered) == n, f"{len(delivered)} delivered for {n} sent (at the kills: {at_kill})\n{logs}"
     assert delivered == wire  # every event once, byte for byte, in order
 
