@@ -110,14 +110,15 @@ def header_bytes(rec: MedicalRecord) -> bytes:
     )
 
 
-def _signed_digest(header: bytes, data: bytes) -> bytes:
-    return hashlib.sha256(header + hashlib.sha256(data).digest()).digest()
+def _signed_digest(header: bytes, data: bytes, data_digest: bytes | None = None) -> bytes:
+    return hashlib.sha256(header + (data_digest or hashlib.sha256(data).digest())).digest()
 
 
-def envelope_hash(rec: MedicalRecord) -> bytes:
-    """SHA-256 identity of an envelope: what the next envelope's ``prev_hash`` must name."""
-    h = hashlib.sha256(header_bytes(rec))
-    h.update(hashlib.sha256(rec.encrypted_data).digest())
+def envelope_hash(rec: MedicalRecord, *, header: bytes | None = None, data_digest: bytes | None = None) -> bytes:
+    """SHA-256 identity of an envelope: what the next envelope's ``prev_hash`` must name. ``header`` and
+    ``data_digest`` (SHA-256 of ``encrypted_data``) may be passed when the caller already has them."""
+    h = hashlib.sha256(header if header is not None else header_bytes(rec))
+    h.update(data_digest or hashlib.sha256(rec.encrypted_data).digest())
     h.update(rec.signature.r)
     h.update(rec.signature.s)
     return h.digest()
@@ -216,9 +217,11 @@ def parse(raw: bytes, limits: EnvelopeLimits = DEFAULT_LIMITS) -> MedicalRecord:
     return rec
 
 
-def verify_signature(rec: MedicalRecord, keyring: Keyring) -> None:
+def verify_signature(
+    rec: MedicalRecord, keyring: Keyring, *, header: bytes | None = None, data_digest: bytes | None = None
+) -> None:
     """Check the producer is known, the key version exists, the signature holds and the producer
-    may speak for ``hospital_id``. Needs public keys only."""
+    may speak for ``hospital_id``. Needs public keys only. ``header``/``data_digest``: as for ``envelope_hash``."""
     info = keyring.producers.get(rec.producer_id)
     if info is None:
         raise EnvelopeRejected(
@@ -243,7 +246,8 @@ def verify_signature(rec: MedicalRecord, keyring: Keyring) -> None:
         )
     sig = encode_dss_signature(r, s)
     try:
-        public.verify(sig, _signed_digest(header_bytes(rec), rec.encrypted_data), _ECDSA)
+        head = header if header is not None else header_bytes(rec)
+        public.verify(sig, _signed_digest(head, rec.encrypted_data, data_digest), _ECDSA)
     except InvalidSignature:
         raise EnvelopeRejected(
             RejectReason.REJECT_REASON_BAD_SIGNATURE,
@@ -272,7 +276,7 @@ def verify_signature(rec: MedicalRecord, keyring: Keyring) -> None:
         )
 
 
-def decrypt(rec: MedicalRecord, keyring: Keyring) -> bytes:
+def decrypt(rec: MedicalRecord, keyring: Keyring, *, header: bytes | None = None) -> bytes:
     """The inner payload bytes; AES-GCM checks they and the header are exactly what was sealed."""
     if rec.encryption == Encryption.ENCRYPTION_NONE:
         return rec.encrypted_data
@@ -287,7 +291,9 @@ def decrypt(rec: MedicalRecord, keyring: Keyring) -> bytes:
             RejectReason.REJECT_REASON_DECRYPT_FAILED, "ciphertext too short", producer_id=rec.producer_id, seq=rec.seq
         )
     try:
-        return AESGCM(key.key).decrypt(data[:_NONCE], data[_NONCE:], header_bytes(rec))
+        return AESGCM(key.key).decrypt(
+            data[:_NONCE], data[_NONCE:], header if header is not None else header_bytes(rec)
+        )
     except InvalidTag:
         raise EnvelopeRejected(
             RejectReason.REJECT_REASON_DECRYPT_FAILED,

@@ -78,14 +78,24 @@ class BusMetrics:
             ["service"],
             registry=self.registry,
         )
+        # Per-topic children, so the per-event path skips prometheus_client's label lookup.
+        self._in_by_topic: dict[str, Any] = {}
+        self._out_by_topic: dict[str, Any] = {}
+        self._latency_by_topic: dict[str, Any] = {}
         self._lag = _LagCollector(service)
         self.registry.register(self._lag)
 
     def event_in(self, topic: str) -> None:
-        self._in.labels(self.service, topic).inc()
+        child = self._in_by_topic.get(topic)
+        if child is None:
+            child = self._in_by_topic[topic] = self._in.labels(self.service, topic)
+        child.inc()
 
     def event_out(self, topic: str, n: int = 1) -> None:
-        self._out.labels(self.service, topic).inc(n)
+        child = self._out_by_topic.get(topic)
+        if child is None:
+            child = self._out_by_topic[topic] = self._out.labels(self.service, topic)
+        child.inc(n)
 
     def reject(self, topic: str, reason: str) -> None:
         self._rejects.labels(self.service, topic, reason).inc()
@@ -100,7 +110,10 @@ class BusMetrics:
         self._spooled.labels(self.service, topic).inc()
 
     def latency(self, topic: str, seconds: float) -> None:
-        self._latency.labels(self.service, topic).observe(seconds)
+        child = self._latency_by_topic.get(topic)
+        if child is None:
+            child = self._latency_by_topic[topic] = self._latency.labels(self.service, topic)
+        child.observe(seconds)
 
     def outbox(self, depth: int, oldest_age_s: float) -> None:
         self._outbox_depth.labels(self.service).set(depth)

@@ -76,6 +76,7 @@ class Outbox:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
         self._chains = self._load_chains()
+        self._count: int = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
         self._closed = False
 
     def _load_chains(self) -> dict[str, ChainState]:
@@ -141,6 +142,7 @@ class Outbox:
                 self._db.execute("ROLLBACK")
                 raise
             self._chains = chains
+            self._count += len(rows)
             return seqs
 
     def query(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -160,13 +162,18 @@ class Outbox:
             return
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+            cur = self._db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
             self._db.execute("COMMIT")
+            self._count -= max(0, cur.rowcount)
 
     def depth(self) -> tuple[int, float]:
         """(number of unsent messages, age in seconds of the oldest)."""
         with self._lock:
-            count, oldest = self._db.execute("SELECT COUNT(*), MIN(created_ns) FROM outbox").fetchone()
+            # Counted in memory (COUNT(*) would scan the whole queue on every flush); the oldest row is the
+            # lowest id, an index lookup.
+            count = self._count
+            row = self._db.execute("SELECT created_ns FROM outbox ORDER BY id LIMIT 1").fetchone() if count else None
+            oldest = row[0] if row else None
         return int(count), (time.time_ns() - oldest) / 1e9 if oldest else 0.0
 
     def close(self) -> None:

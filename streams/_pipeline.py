@@ -9,6 +9,7 @@ decrypt and decode. Any unexpected exception is ``internal_error`` with its type
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -23,6 +24,7 @@ from streams._envelope import (
     decode_payload,
     decrypt,
     envelope_hash,
+    header_bytes,
     parse,
     verify_signature,
 )
@@ -149,16 +151,18 @@ class RecordPipeline:
         try:
             rec = parse(value or b"", self._limits)
             spec = check_policy(rec, topic) if self._policy else None
-            verify_signature(rec, self._keyring)
+            header = header_bytes(rec)
+            data_digest = hashlib.sha256(rec.encrypted_data).digest()
+            verify_signature(rec, self._keyring, header=header, data_digest=data_digest)
             if spec is not None:
                 check_role(rec, spec, self._keyring)
-            digest = envelope_hash(rec)
+            digest = envelope_hash(rec, header=header, data_digest=data_digest)
             verdict = self.sequencer.check(rec, digest)
             if verdict is ChainVerdict.DUPLICATE:
                 return Duplicate(rec)
             # Authentic and in sequence: from here on the chain advances even if the payload is bad.
             self.sequencer.accept(rec, digest, source=f"{topic}/{partition}")
-            message = decode_payload(rec, decrypt(rec, self._keyring)) if self._decrypt else None
+            message = decode_payload(rec, decrypt(rec, self._keyring, header=header)) if self._decrypt else None
             return Accepted(rec, digest, message, reset=verdict is ChainVerdict.RESET)
         except EnvelopeRejected as exc:
             return Rejected(exc)
