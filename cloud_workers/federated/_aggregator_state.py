@@ -108,6 +108,8 @@ class AggregatorState:
     def on_update(self, u: AssembledUpdate) -> UpdateVerdict:
         """Validate one complete update; raises ``EnvelopeRejected`` with the reason it is refused."""
         upd = u.update
+        if not upd.model_name:
+            raise _reject(RejectReason.REJECT_REASON_MALFORMED, "the update names no model", u)
         if upd.model_name != self.model_name:
             return UpdateVerdict.IGNORED
         rnd = self.rounds.get(upd.round_id)

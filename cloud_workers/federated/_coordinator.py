@@ -114,7 +114,15 @@ class Coordinator(FlRole):
             if isinstance(msg, Chunk) and msg.payload_schema == _MODEL_SCHEMA:
                 assembled = self._reassembler.add(msg)
                 if assembled is not None:
-                    self.state.on_model(ModelVersion.FromString(assembled.payload))
+                    mv = ModelVersion.FromString(assembled.payload)
+                    if not mv.model_name:
+                        raise EnvelopeRejected(
+                            RejectReason.REJECT_REASON_MALFORMED,
+                            "a model version names no model",
+                            producer_id=event.envelope.producer_id,
+                            seq=event.envelope.seq,
+                        )
+                    self.state.on_model(mv)
             elif isinstance(msg, ModelVersion):
                 self.state.on_model(msg)
             else:

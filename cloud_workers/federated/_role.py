@@ -29,6 +29,21 @@ log = logging.getLogger(__name__)
 PartitionFilter = Callable[[TopicPartition], bool]
 
 
+def _require_model_name(event: LogEvent) -> None:
+    """An FL message naming no model belongs to no run: dead-letter it instead of ignoring it silently."""
+    msg = event.message
+    descriptor = getattr(msg, "DESCRIPTOR", None)
+    named = getattr(msg, "model_name", "")
+    if descriptor is not None and "model_name" in descriptor.fields_by_name and not named:
+        env = event.envelope
+        raise EnvelopeRejected(
+            RejectReason.REJECT_REASON_MALFORMED,
+            f"{env.schema} names no model",
+            producer_id=env.producer_id,
+            seq=env.seq,
+        )
+
+
 @dataclass(frozen=True, kw_only=True)
 class FlIdentities:
     """Who may publish what in a training run (producer ids in the keys registry)."""
@@ -118,6 +133,7 @@ class FlRole(ABC):
         rounds = self.topics.rounds
         for event in sorted(events, key=lambda e: e.record.topic != rounds):  # rounds first, order kept
             try:
+                _require_model_name(event)
                 await self.handle(event)
             except EnvelopeRejected as exc:
                 await self.reader.reject(event.record, exc)

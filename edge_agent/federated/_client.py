@@ -153,6 +153,8 @@ class FlClient:
 
     def _on_event(self, event: LogEvent) -> None:
         env, msg, topics = event.envelope, event.message, self.config.topics
+        if isinstance(msg, RoundAnnouncement | ModelVersion) and not msg.model_name:
+            raise EnvelopeRejected(RejectReason.REJECT_REASON_MALFORMED, f"{env.schema} names no model")
         if event.record.topic == topics.rounds:
             if env.producer_id != self.config.coordinator_id:
                 raise EnvelopeRejected(RejectReason.REJECT_REASON_UNAUTHORIZED, f"{env.producer_id} may not announce")
@@ -169,6 +171,8 @@ class FlClient:
             if isinstance(msg, Chunk) and msg.payload_schema == _MODEL_SCHEMA:
                 assembled = self._reassembler.add(msg)
                 mv = ModelVersion.FromString(assembled.payload) if assembled is not None else None
+            if mv is not None and not mv.model_name:
+                raise EnvelopeRejected(RejectReason.REJECT_REASON_MALFORMED, "a model version names no model")
             if mv is not None and mv.model_name == self.config.model_name:
                 self.core.on_model(mv, _decode_weights(mv))
 

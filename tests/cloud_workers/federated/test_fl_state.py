@@ -394,3 +394,28 @@ def test_the_privacy_report_recomputes_what_was_published_and_catches_a_forgery(
     forged.CopyFrom(versions[-1])
     forged.privacy.clients[1].epsilon = 0.01
     assert not privacy_report("m", anns, closes, [versions[0], forged])["ok"]
+
+
+def test_a_message_naming_no_model_is_dead_lettered_not_ignored(keys: FlKeys, everyone: Keyring) -> None:
+    from cloud_workers.federated._role import _require_model_name
+
+    ann = _ann(keys)
+    state = AggregatorState("m", keys.public_key, lambda r, s: True)
+    state.on_announcement(ann)
+    log = Log(everyone)
+    nameless = client_update(ann, A, keys.public_key)
+    nameless.model_name = ""
+    with pytest.raises(EnvelopeRejected) as info:
+        state.on_update(send(log, nameless))
+    assert info.value.reason == R.REJECT_REASON_MALFORMED
+    blank = RoundAnnouncement()
+    blank.CopyFrom(ann)
+    blank.model_name = ""
+    event = Log(everyone, "fl.rounds.v1").append(Log(everyone, "fl.rounds.v1").seal("fl-coordinator", blank))
+    assert event is not None
+    with pytest.raises(EnvelopeRejected, match="names no model"):
+        _require_model_name(event)
+    fine = Log(everyone, "fl.rounds.v1")
+    ok = fine.append(fine.seal("fl-coordinator", ann))
+    assert ok is not None
+    _require_model_name(ok)  # a named one passes
