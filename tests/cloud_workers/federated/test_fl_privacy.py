@@ -10,7 +10,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -167,3 +171,15 @@ async def test_published_epsilon_is_computed_from_the_policy_not_taken_from_anyo
     # the clients' noise shares on the sum, accounted client level: 4 shares of std 0.05 per round, clip 2
     z = sum_noise_multiplier(central_noise_multiplier=0.0, client_noise_std=0.05, contributors=4, clip_norm=2.0)
     assert final.central_privacy.epsilon == pytest.approx(history_epsilon([(z, 1.0, 1)] * 2, 1e-5), rel=1e-12)
+
+    # an auditor with public keys only recomputes every figure from the log
+    argv = [
+        sys.executable, "-m", "medkiosk", "fl", "privacy-report", "--model", h.model, "--topic-suffix",
+        h.topics.rounds.rsplit(".", 1)[1], "--bootstrap", h.bootstrap, "--keys-dir", str(keys.dirs["aggregator"]),
+        "--state-dir", str(tmp_path / "auditor"),
+    ]  # fmt: skip
+    proc = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["ok"] and [v["version"] for v in report["versions"]] == [0, 1, 2]
+    assert report["versions"][-1]["record_level"]["recomputed"][B] == pytest.approx(policy_eps, rel=1e-9)
