@@ -159,7 +159,7 @@ class EnvelopeConsumer:
     async def start(self) -> None:
         cfg = self.config
         consumer = AIOKafkaConsumer(
-            **self._settings.kafka_kwargs(),
+            **self._settings.consumer_kwargs(),
             client_id=f"{self._settings.client_id}-{cfg.worker}",
             group_id=cfg.group_id,
             enable_auto_commit=False,

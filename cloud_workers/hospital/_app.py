@@ -149,6 +149,8 @@ class VerifiedSubscriber:
             decoder=self._decode,
             listener=_Assigned(self),
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            # read_committed: a transactional gateway's aborted batches are never seen.
+            isolation_level=settings.isolation_level,
             title=config.title or config.topic,
             description=config.description,
         )
