@@ -13,8 +13,8 @@ __all__ = ["build_parser", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     from cloud_workers._cli import add_cloud_commands
-    from cloud_workers.autoscaler._cli import add_autoscaler_commands
     from cloud_workers._trainer_cli import add_trainer_commands
+    from cloud_workers.autoscaler._cli import add_autoscaler_commands
     from edge_agent._cli import add_edge_commands
     from medkiosk._fl_cli import add_fl_commands
     from medkiosk._up_cli import add_up_command
