@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -12,6 +13,8 @@ from schemas import Chunk, RejectReason
 from streams._errors import EnvelopeRejected
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "Reassembler", "split_payload"]
+
+log = logging.getLogger(__name__)
 
 #: Data bytes per chunk: well under the 1 MiB default ``max.message.bytes`` with envelope overhead.
 DEFAULT_CHUNK_SIZE = 512 * 1024
@@ -71,6 +74,8 @@ class Reassembler:
         self._done: dict[bytes, None] = {}
         self._max_done = max_done
         self._bytes = 0
+        #: Incomplete payloads given up on (expired or evicted): never silent, each is logged and counted.
+        self.incomplete_dropped = 0
 
     @property
     def pending(self) -> int:
@@ -108,7 +113,7 @@ class Reassembler:
             self._drop(pid)
             raise EnvelopeRejected(RejectReason.REJECT_REASON_CHUNK_INVALID, "chunks exceed the declared size")
         while self._bytes > self._max_bytes and self._partials:
-            self._drop(next(iter(self._partials)))
+            self._give_up(next(iter(self._partials)), f"over the {self._max_bytes}-byte reassembly limit")
         if len(part.parts) < part.count:
             return None
         payload = b"".join(part.parts[i] for i in range(part.count))
@@ -125,6 +130,20 @@ class Reassembler:
         if part is not None:
             self._bytes -= part.size
 
+    def _give_up(self, pid: bytes, why: str) -> None:
+        part = self._partials.get(pid)
+        if part is not None:
+            self.incomplete_dropped += 1
+            log.warning(
+                "incomplete chunked payload %s (%s) dropped: %d of %d chunks after %s",
+                pid.hex()[:16],
+                part.schema,
+                len(part.parts),
+                part.count,
+                why,
+            )
+        self._drop(pid)
+
     def _expire(self, now: float) -> None:
         for pid in [p for p, part in self._partials.items() if now - part.first_seen > self._ttl_s]:
-            self._drop(pid)
+            self._give_up(pid, f"waiting more than {self._ttl_s:g}s")

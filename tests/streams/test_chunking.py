@@ -95,3 +95,15 @@ def test_incomplete_payloads_expire() -> None:
     assert r.pending == 1
     r.add(next(iter(split_payload(b"other", schema="x", chunk_size=100))), now=11.0)
     assert r.pending == 0
+    assert r.incomplete_dropped == 1  # given up on, and counted: never silent
+
+
+def test_eviction_over_the_byte_limit_is_counted(caplog: pytest.LogCaptureFixture) -> None:
+    r = Reassembler(max_bytes=6)
+    first = list(split_payload(b"0123456789", schema="x", chunk_size=4))
+    second = list(split_payload(b"abcdefghij", schema="y", chunk_size=4))
+    r.add(first[0])
+    with caplog.at_level("WARNING"):
+        r.add(second[0])
+    assert (r.pending, r.incomplete_dropped) == (1, 1)
+    assert "incomplete chunked payload" in caplog.text
