@@ -91,10 +91,8 @@ def _gateway(bootstrap: str, keys: Path, state: Path, group: str, log: Path) -> 
 
 
 @pytest.mark.timeout(420)
-async def test_kill_9_mid_stream_no_duplicate_no_loss_chains_intact(
-    broker: LocalBroker, broker_engine: str, tmp_path: Path
-) -> None:
-    if broker_engine != "kafka":
+async def test_kill_9_mid_stream_no_duplicate_no_loss_chains_intact(broker: LocalBroker, tmp_path: Path) -> None:
+    if broker.engine != "kafka":
         pytest.skip("the embedded Tansu broker has no transactions; the outbox gateway is tested on both engines")
     hospital = f"HT{uuid.uuid4().hex[:6]}"
     keys = tmp_path / "keys"
