@@ -72,7 +72,9 @@ def test_drain_orphaned_outbox_after_kill(broker: EmbeddedBroker, tmp_path: Path
         text=True,
         timeout=60,
         check=False,
-        env=_env(),
+        # Other tests on the shared broker may have made these topics already, with their own partition counts:
+        # ask for one partition so any existing topic is enough (the count actually there is read below).
+        env={**_env(), "MEDKIOSK_TOPIC_PARTITIONS": "1"},
     )
     assert apply.returncode == 0, apply.stderr
     reports = {r["topic"]: r for r in map(json.loads, apply.stdout.splitlines())}
