@@ -42,7 +42,8 @@ def up_run(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> 
         "--rate",
         "10",
         "--duration",
-        "6",
+        # Long enough that kiosks which start slowly on a busy machine (imports, first connect) still publish.
+        "12",
         "--kiosk-mode",
         "simulated",
         "--state-dir",
