@@ -39,6 +39,7 @@ from streams import (
     seal,
 )
 from streams._envelope import P256_ORDER
+from streams.broker import LocalBroker
 
 pytestmark = [pytest.mark.broker]
 
@@ -77,13 +78,15 @@ class World:
 
 
 @pytest.fixture
-async def world(broker: object, tmp_path: Path, settings: BusSettings) -> AsyncIterator[World]:
+async def world(own_broker: LocalBroker, tmp_path: Path, settings: BusSettings) -> AsyncIterator[World]:
     hospital = f"HX{uuid.uuid4().hex[:6]}"
     root = tmp_path / "keys"
     init_dev_keys(root, hospitals=[hospital], kiosks={"kx": hospital}, services=["gateway-1"])
     export_role(root, tmp_path / "gw", producer_id="gateway-1")
     topic = f"{KIOSK_IDENTITY.name}.{uuid.uuid4().hex[:8]}"
-    s = settings.model_copy(update={"max_record_bytes": 256 * 1024, "keys_dir": root})
+    s = settings.model_copy(
+        update={"max_record_bytes": 256 * 1024, "keys_dir": root, "bootstrap_servers": own_broker.bootstrap}
+    )
     await apply_topics(
         s,
         [

@@ -91,9 +91,12 @@ def _gateway(bootstrap: str, keys: Path, state: Path, group: str, log: Path) -> 
 
 
 @pytest.mark.timeout(420)
-async def test_kill_9_mid_stream_no_duplicate_no_loss_chains_intact(broker: LocalBroker, tmp_path: Path) -> None:
+async def test_kill_9_mid_stream_no_duplicate_no_loss_chains_intact(
+    broker: LocalBroker, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     if broker.engine != "kafka":
         pytest.skip("the embedded Tansu broker has no transactions; the outbox gateway is tested on both engines")
+    broker = request.getfixturevalue("own_broker")
     hospital = f"HT{uuid.uuid4().hex[:6]}"
     keys = tmp_path / "keys"
     init_dev_keys(keys, hospitals=[hospital], kiosks={"kt": hospital}, services=["gateway-1"])
