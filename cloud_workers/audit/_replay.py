@@ -10,7 +10,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from cloud_workers.audit._ledger import Mark, StreamLedger
-from schemas import MedicalRecord, RejectReason
+from schemas import MedicalRecord
 from streams import (
     BusSettings,
     ChainTracker,
@@ -21,6 +21,7 @@ from streams import (
     parse,
     verify_signature,
 )
+from streams._pipeline import internal_error
 
 __all__ = ["ReplayReport", "replay_topic"]
 
@@ -212,12 +213,7 @@ def _check(record: Any, keyring: Keyring, chain: ChainTracker, report: ReplayRep
         except EnvelopeRejected:
             raise
         except Exception as err:  # hostile input never stops an audit: it is a bad record like any other
-            raise EnvelopeRejected(
-                RejectReason.REJECT_REASON_INTERNAL_ERROR,
-                f"{type(err).__name__}: {err}"[:1000],
-                producer_id=rec.producer_id if rec is not None else "",
-                seq=rec.seq if rec is not None else 0,
-            ) from err
+            raise internal_error(err, rec) from err
         report.verified += 1
         _observe(report, record, rec, Mark.VERIFIED, authentic)
     except EnvelopeRejected as exc:
