@@ -1,13 +1,17 @@
 """``--trainer multimodal``: a hospital fine-tunes the multimodal fusion head (policy net, gate, head) with
-Opacus DP-SGD on its own CT + report cases, encoders frozen.
+DP-SGD on its own CT + report cases, encoders frozen.
 
 The frozen encoders (from the trainer's published MONAI bundle, or freshly initialised when none is given)
 encode every local case once (deterministic centre crop); only the :class:`~streams.multimodal.FusionHead`
-parameters travel, as the flat float64 vector the FL client encodes. DP-SGD is opacus's per-sample gradients
-and flat clipping (``GradSampleModule`` + ``DPOptimizer``); Poisson sampling and the Gaussian noise of step
-``s`` in round ``r`` come from the ChaCha20 keystreams of ``derive_key(round key, "sample"/"noise", r, s)``
-(``_randomness``, as the tabular DP-SGD trainer does), where the round key is derived by the client from the
-hospital's secret, so no one without that secret can predict them.
+parameters travel, as the flat float64 vector the FL client encodes. DP-SGD is opacus's flat per-example
+clipping computed without per-example gradients (:class:`~streams.multimodal.LinearClipper`: the head is
+``Linear`` layers only, so each example's gradient norm is ``||a_i||·||g_i||`` per layer; the clipped sum equals
+opacus's ``GradSampleModule`` + ``DPOptimizer``, tested), Gaussian noise of standard deviation
+``noise_multiplier × max_grad_norm`` on the sum, divided by the expected batch size, and opacus's RDP
+accountant. Poisson sampling and the noise of step ``s`` in round ``r`` come from the ChaCha20 keystreams of
+``derive_key(round key, "sample"/"noise", r, s)`` (``_randomness``, as the tabular DP-SGD trainer does), where
+the round key is derived by the client from the hospital's secret, so no one without that secret can predict
+them.
 The RDP accountant's history (one entry per round) is kept and can be restored after a restart.
 """
 
@@ -80,20 +84,11 @@ class MultimodalFlTrainer:
                 target_epsilon, delta, self._sample_rate, rounds_planned * self._steps_per_round
             )
         self._noise_multiplier = float(noise_multiplier)
-        from opacus import GradSampleModule  # lazy: opacus is heavy
-        from opacus.optimizers import DPOptimizer
+        from streams.multimodal import LinearClipper
 
-        self._gsm = GradSampleModule(self._model)
-        # No noise from the optimizer itself: the step hook adds the keyed noise (same place, same scale).
-        self._optimizer = DPOptimizer(
-            torch.optim.SGD(self._model.parameters(), lr=lr),
-            noise_multiplier=0.0,
-            max_grad_norm=self._max_grad_norm,
-            expected_batch_size=max(1, features.n // self._batches),
-            loss_reduction="mean",
-        )
-        self._optimizer.attach_step_hook(self._add_noise)
-        self._noise: KeyedStream | None = None
+        self._clipper = LinearClipper(self._model, self._max_grad_norm)
+        self._sgd = torch.optim.SGD(self._clipper.params, lr=lr)
+        self._expected_batch_size = max(1, features.n // self._batches)
         self._history: list[tuple[float, float, int]] = []
 
     @property
@@ -130,13 +125,19 @@ class MultimodalFlTrainer:
         """Put back a history saved before a restart."""
         self._history = [(float(z), float(q), int(t)) for z, q, t in history]
 
-    def _add_noise(self, optimizer: object) -> None:
-        assert self._noise is not None
-        opt = self._optimizer
-        scale = self._noise_multiplier * self._max_grad_norm / (opt.expected_batch_size * opt.accumulated_iterations)
-        for p in opt.params:
-            z = self._noise.normal(p.grad.numel()) * scale
-            p.grad += torch.from_numpy(z).to(dtype=p.grad.dtype).reshape(p.grad.shape)
+    def _step(
+        self, img: torch.Tensor, txt: torch.Tensor, pol: torch.Tensor, y: torch.Tensor, noise: KeyedStream
+    ) -> None:
+        """One DP-SGD step: clipped per-example gradient sum, plus keyed Gaussian noise of standard deviation
+        ``noise_multiplier * max_grad_norm``, divided by the expected batch size (opacus's ``mean`` reduction)."""
+        with self._clipper.record():
+            logits = self._model(img, txt, pol)
+        clipped = self._clipper.clipped_sum(F.cross_entropy(logits, y, reduction="none"))
+        std = self._noise_multiplier * self._max_grad_norm
+        for p, g in zip(self._clipper.params, clipped.grads, strict=True):
+            z = torch.from_numpy(noise.normal(p.numel())).to(dtype=p.dtype).reshape(p.shape)
+            p.grad = (g + std * z) / self._expected_batch_size
+        self._sgd.step()
 
     def train(self, global_params: NDArray[np.float64], round_id: int, rng: np.random.Generator) -> LocalResult:
         """:meth:`train_keyed` with a round key drawn from ``rng``."""
@@ -149,21 +150,14 @@ class MultimodalFlTrainer:
         start = flatten_params(self._model)
         img, txt, pol, y = self._tensors
         n = self._features.n
-        self._gsm.train()
+        self._model.train()
         step = 0
         for _ in range(self._epochs):
             for _ in range(self._batches):
                 rows = KeyedStream(derive_key(key, "sample", round_id, step)).bernoulli(n, self._sample_rate)
                 idx = torch.from_numpy(np.flatnonzero(rows).astype(np.int64))
-                self._noise = KeyedStream(derive_key(key, "noise", round_id, step))
-                self._optimizer.zero_grad()
-                xi, xt, xp = (t[idx].requires_grad_(True) for t in (img, txt, pol))
-                logits = self._gsm(xi, xt, xp)
-                loss = F.cross_entropy(logits, y[idx]) if idx.numel() else logits.sum() * 0.0
-                loss.backward()
-                self._optimizer.step()
+                self._step(img[idx], txt[idx], pol[idx], y[idx], KeyedStream(derive_key(key, "noise", round_id, step)))
                 step += 1
-        self._noise = None
         round_dp = (self._noise_multiplier, self._sample_rate, self._steps_per_round)
         self._history.append(round_dp)
         update = flatten_params(self._model) - start

@@ -15,6 +15,7 @@ from streams.multimodal._manifest import REQUIRED_COLUMNS, Case, ManifestError, 
 
 if TYPE_CHECKING:
     from streams.multimodal._bundle import BundleInfo, load_bundle
+    from streams.multimodal._clipping import ClippedGradients, LinearClipper
     from streams.multimodal._encoders import ImageEncoder, TextEncoder, load_tokenizer
     from streams.multimodal._features import CaseFeatures, encode_cases
     from streams.multimodal._fusion import FusionHead, PolicyNet
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 _LAZY = {
     "BundleInfo": "_bundle",
     "load_bundle": "_bundle",
+    "ClippedGradients": "_clipping",
+    "LinearClipper": "_clipping",
     "CaseFeatures": "_features",
     "encode_cases": "_features",
     "TokenizeReportd": "_transforms",
@@ -49,8 +52,10 @@ __all__ = [
     "BundleInfo",
     "Case",
     "CaseFeatures",
+    "ClippedGradients",
     "FusionHead",
     "ImageEncoder",
+    "LinearClipper",
     "ManifestError",
     "MultimodalConfig",
     "MultimodalNet",
