@@ -101,6 +101,11 @@ class Principals:
     autoscalers: tuple[str, ...] = ("autoscaler-1",)
     #: Processes that only read the registry (``medkiosk discover serve`` / ``list``).
     registry_readers: tuple[str, ...] = ("registry",)
+    #: Lag readers (KEDA's Kafka scaler): describe the gateways' group and input topics, read nothing.
+    lag_readers: tuple[str, ...] = ("keda",)
+    #: One principal for a whole gateway StatefulSet: pool ``P`` stands for the replicas ``P-0``, ``P-1``, ...
+    #: (their gateway ids), with their transactional ids and groups matched by the prefix ``P-``.
+    gateway_pools: tuple[str, ...] = ()
 
     @staticmethod
     def hospital_user(hospital: str) -> str:
@@ -112,21 +117,31 @@ class Principals:
 
     def all_users(self) -> list[str]:
         users = [*self.kiosks, *self.gateways, *self.auditors, self.fl_coordinator, *self.fl_aggregators]
-        users += [self.fl_keyholder, *self.autoscalers, *self.registry_readers]
+        users += [self.fl_keyholder, *self.autoscalers, *self.registry_readers, *self.lag_readers]
+        users += list(self.gateway_pools)
         users += [self.hospital_user(h) for h in self.hospitals]
         users += [self.fl_client_user(h) for h in self.hospitals]
         return sorted(set(users))
 
 
-def principals_from_keyring(keyring: Keyring, *, gateways: Iterable[str] | None = None) -> Principals:
+def principals_from_keyring(
+    keyring: Keyring, *, gateways: Iterable[str] | None = None, gateway_pools: Iterable[str] = ()
+) -> Principals:
     """Kiosks are the registry's producers with role ``kiosk``; hospitals are those with data keys (or a
-    kiosk); gateways are services named ``gateway-*`` (or *gateways*)."""
+    kiosk); gateways are services named ``gateway-*`` (or *gateways*). A gateway pool (a StatefulSet's
+    name, ``medkiosk-gateway``) is one principal for all its replicas ``<pool>-<ordinal>``."""
     kiosks = sorted(p.producer_id for p in keyring.producers.values() if p.role == "kiosk")
     hospitals = {k.split("/", 1)[0] for k in keyring.data_key_ids}
     hospitals |= {p.hospital_id for p in keyring.producers.values() if p.role == "kiosk" and p.hospital_id}
+    pools = tuple(sorted(set(gateway_pools)))
     found_gateways = sorted(p for p in keyring.producers if p.startswith("gateway"))
-    chosen = tuple(gateways) if gateways is not None else tuple(found_gateways or ["gateway-1"])
-    return Principals(kiosks=tuple(kiosks), hospitals=tuple(sorted(hospitals)), gateways=chosen)
+    if gateways is not None:
+        chosen = tuple(gateways)
+    elif pools:
+        chosen = tuple(found_gateways)
+    else:
+        chosen = tuple(found_gateways or ["gateway-1"])
+    return Principals(kiosks=tuple(kiosks), hospitals=tuple(sorted(hospitals)), gateways=chosen, gateway_pools=pools)
 
 
 class AclPlan:
@@ -173,6 +188,22 @@ _KIOSK_TOPICS = (KIOSK_IDENTITY.name, KIOSK_INFERENCE.name, KIOSK_TELEMETRY.name
 _PREFIXED = PatternType.PREFIXED
 
 
+def _gateway(plan: AclPlan, p: Principals, user: str, own: str, pattern: PatternType) -> None:
+    """The gateway role for *user*; *own* (literal, or a prefix with *pattern* PREFIXED) names its gateway
+    id(s), which its transactional ids and private groups are derived from."""
+    plan.producer(user)
+    plan.topics(user, Operation.READ, [KIOSK_IDENTITY.name, KIOSK_INFERENCE.name, GATEWAY_CHAINS.name])
+    plan.topics(user, Operation.WRITE, [hospital_topic(h) for h in p.hospitals])
+    plan.topics(user, Operation.WRITE, [AUDIT.name, DLQ.name, REGISTRY.name, GATEWAY_CHAINS.name])
+    plan.group(user, "medkiosk-gateway")
+    if pattern is PatternType.LITERAL:
+        plan.group(user, f"{own}.", _PREFIXED)
+    else:
+        plan.group(user, own, _PREFIXED)
+    # The transactional gateway's producer (cloud_workers.gateway: transactional_id "medkiosk-<gateway id>").
+    plan.allow(user, [Operation.WRITE, Operation.DESCRIBE], ResourceType.TRANSACTIONAL_ID, f"medkiosk-{own}", pattern)
+
+
 def plan_acls(p: Principals) -> AclPlan:
     """Every role's ALLOW rules. FL topics are matched by prefix (runs may suffix them, ``FlTopics.suffixed``);
     hospital topics never are (``hospital.H1`` must not match ``hospital.H10``)."""
@@ -184,15 +215,11 @@ def plan_acls(p: Principals) -> AclPlan:
         plan.group(kiosk, f"kiosk-{kiosk}")  # the agent's command consumer
         plan.group(kiosk, f"kiosk-{kiosk}.", _PREFIXED)
     for gateway in p.gateways:
-        plan.producer(gateway)
-        plan.topics(gateway, Operation.READ, [KIOSK_IDENTITY.name, KIOSK_INFERENCE.name, GATEWAY_CHAINS.name])
-        plan.topics(gateway, Operation.WRITE, [hospital_topic(h) for h in p.hospitals])
-        plan.topics(gateway, Operation.WRITE, [AUDIT.name, DLQ.name, REGISTRY.name, GATEWAY_CHAINS.name])
-        plan.group(gateway, "medkiosk-gateway")
-        plan.group(gateway, f"{gateway}.", _PREFIXED)
-        # The transactional gateway's producer (cloud_workers.gateway: transactional_id "medkiosk-<gateway id>").
-        txn = f"medkiosk-{gateway}"
-        plan.allow(gateway, [Operation.WRITE, Operation.DESCRIBE], ResourceType.TRANSACTIONAL_ID, txn)
+        _gateway(plan, p, gateway, gateway, PatternType.LITERAL)
+    for pool in p.gateway_pools:
+        # Replicas of one StatefulSet share one pod template, so they can only share one credential (as
+        # they share the signing keys of every ordinal): one principal, its ids matched by "<pool>-".
+        _gateway(plan, p, pool, f"{pool}-", _PREFIXED)
     for hospital in p.hospitals:
         user = p.hospital_user(hospital)
         plan.producer(user)
@@ -220,6 +247,12 @@ def plan_acls(p: Principals) -> AclPlan:
         plan.allow(scaler, [Operation.DESCRIBE], ResourceType.GROUP, "medkiosk-gateway")
         for name in (KIOSK_IDENTITY.name, KIOSK_INFERENCE.name):
             plan.allow(scaler, [Operation.DESCRIBE], ResourceType.TOPIC, name)
+    for reader in p.lag_readers:
+        # Lag = the group's committed offsets (OffsetFetch: DESCRIBE group and topic) against the topics'
+        # end offsets (ListOffsets: DESCRIBE topic). No READ anywhere: it never fetches a record.
+        plan.allow(reader, [Operation.DESCRIBE], ResourceType.GROUP, "medkiosk-gateway")
+        for name in (KIOSK_IDENTITY.name, KIOSK_INFERENCE.name):
+            plan.allow(reader, [Operation.DESCRIBE], ResourceType.TOPIC, name)
     for reader in p.registry_readers:
         plan.topics(reader, Operation.READ, [REGISTRY.name])
         plan.group(reader, f"{reader}.", _PREFIXED)

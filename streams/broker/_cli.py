@@ -147,7 +147,7 @@ def _acl_principals(args: argparse.Namespace) -> Any:
     from streams._keys import Keyring
     from streams.broker._acls import principals_from_keyring
 
-    return principals_from_keyring(Keyring.load(args.keys_dir))
+    return principals_from_keyring(Keyring.load(args.keys_dir), gateway_pools=args.gateway_pool or ())
 
 
 def _acls_plan(args: argparse.Namespace) -> int:
@@ -198,9 +198,16 @@ def _acls_apply(args: argparse.Namespace) -> int:
                 "sasl_password": SecretStr(security.admin_password),
             }
         )
+    if args.create_users and args.users_file is None:
+        print("acls apply: --create-users needs --users-file (the passwords to set)", file=sys.stderr)
+        return 2
+    principals = _acl_principals(args)
     try:
-        n = asyncio.run(apply_acls(settings, plan_acls(_acl_principals(args))))
-    except (AclApplyError, OSError) as exc:
+        if args.create_users:
+            n_users = asyncio.run(_create_users(settings, args.users_file, principals.all_users()))
+            print(f"set {n_users} SCRAM-SHA-512 users on {settings.bootstrap_servers}")
+        n = asyncio.run(apply_acls(settings, plan_acls(principals)))
+    except (AclApplyError, OSError, ValueError) as exc:
         print(f"acls apply failed: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # aiokafka's errors: authentication, connection
@@ -210,18 +217,64 @@ def _acls_apply(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _create_users(settings: Any, users_file: Path, principals: list[str]) -> int:
+    from streams.broker._principals import load_security
+    from streams.broker._scram import upsert_scram_users
+
+    security = load_security(users_file)
+    missing = sorted(set(principals) - set(security.users))
+    if missing:
+        raise ValueError(f"{users_file} has no password for {', '.join(missing)} (run `medkiosk acls users`)")
+    return await upsert_scram_users(settings, {name: security.users[name] for name in principals})
+
+
+def _acls_export(args: argparse.Namespace) -> int:
+    import os
+
+    from streams.broker._principals import load_security
+
+    try:
+        security = load_security(args.users_file)
+    except (OSError, ValueError) as exc:
+        print(f"acls export failed: {args.users_file}: {exc}", file=sys.stderr)
+        return 1
+    if args.admin:
+        user, password = security.admin_user, security.admin_password
+    elif args.user in security.users:
+        user, password = args.user, security.users[args.user]
+    else:
+        print(f"acls export failed: no user {args.user!r} in {args.users_file}", file=sys.stderr)
+        return 1
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, value in (("username", user), ("password", password)):
+        path = args.out / name
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(value)
+    print(f"{args.out}: credentials of {user!r} (username, password; mode 0600)")
+    return 0
+
+
 def _add_acl_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     acls = subparsers.add_parser(
         "acls",
         help="Kafka ACLs from the topic catalog and the key registry (one principal per role)",
         description="plan: print the ACLs; users: write SCRAM users for `broker start --engine kafka "
-        "--secured`; apply: create the ACLs on a cluster as its admin (MEDKIOSK_BOOTSTRAP_SERVERS, "
-        "MEDKIOSK_SASL_*, or the admin of --users-file).",
+        "--secured`; apply: create the ACLs (and with --create-users the SCRAM users) on a cluster as its "
+        "admin (MEDKIOSK_BOOTSTRAP_SERVERS, MEDKIOSK_SASL_*, or the admin of --users-file); export: one "
+        "principal's credential files, for the service that runs as it.",
     )
-    sub = acls.add_subparsers(dest="acls_command", required=True, metavar="{plan,users,apply}")
+    sub = acls.add_subparsers(dest="acls_command", required=True, metavar="{plan,users,apply,export}")
 
     def keys(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--keys-dir", type=Path, default=Path(".medkiosk/keys"), help="the key registry")
+        parser.add_argument(
+            "--gateway-pool",
+            action="append",
+            metavar="NAME",
+            help="one principal NAME for all gateway replicas NAME-0, NAME-1, ... (a StatefulSet; repeatable)",
+        )
 
     plan = sub.add_parser("plan", help="print every ALLOW rule (nothing else is allowed)")
     keys(plan)
@@ -235,7 +288,19 @@ def _add_acl_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
     keys(apply)
     apply.add_argument("--bootstrap", help="host:port (default: MEDKIOSK_BOOTSTRAP_SERVERS)")
     apply.add_argument("--users-file", type=Path, help="authenticate as this file's admin (local secured broker)")
+    apply.add_argument(
+        "--create-users",
+        action="store_true",
+        help="first create (or update) every principal's SCRAM-SHA-512 user from --users-file",
+    )
     apply.set_defaults(func=_acls_apply)
+    export = sub.add_parser("export", help="write one principal's username and password files (0600) into --out")
+    export.add_argument("--users-file", type=Path, default=_DEFAULT_USERS_FILE)
+    who = export.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="the principal")
+    who.add_argument("--admin", action="store_true", help="the file's admin (super user)")
+    export.add_argument("--out", type=Path, required=True, help="folder for the username and password files")
+    export.set_defaults(func=_acls_export)
 
 
 def add_broker_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
