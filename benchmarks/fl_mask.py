@@ -89,7 +89,7 @@ def _run(
         longest = max(longest, int((r - last_seen).max()) - 1)
         last_seen[mask] = r
     longest = max(longest, int((rounds + 1 - last_seen).max()) - 1)
-    if on_validation:  # the hospitals' held-out rows (each standardised with its own hospital's statistics)
+    if on_validation:  # the hospitals' held-out rows (standardised as the mode deploys the model)
         rows = [(v.X, v.y) for v in split.validation]
         X, y = np.concatenate([r[0] for r in rows]), np.concatenate([r[1] for r in rows])
         from edge_agent.federated import binary_metrics, load_flat, make_model

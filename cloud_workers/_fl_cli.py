@@ -56,6 +56,15 @@ def add_fl_role_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     c.add_argument("--central-delta", type=float, default=1e-5)
     c.add_argument("--noise-seed-file", type=Path, help="secret seed of the central noise")
     c.add_argument("--seed", type=int, default=0, help="seed of the round masks")
+    c.add_argument(
+        "--stats-features",
+        type=int,
+        default=0,
+        metavar="D",
+        help="first run the statistics round over D features: the hospitals' counts, feature sums and sums of "
+        "squares, securely aggregated, give everyone the federation's standardiser with model version 0 "
+        "(0: no statistics round)",
+    )
     add_dp_policy_arguments(c)
     _common(c)
     c.set_defaults(func=lazy_handler("cloud_workers.federated._cli:_coordinator"))

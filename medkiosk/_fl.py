@@ -26,6 +26,7 @@ from medkiosk._up import _Proc, _read_stats
 from schemas import Chunk, ModelVersion
 from streams import FL_MODELS, BusMetrics, BusSettings, Keyring, LogReader, Reassembler, apply_topics, topics_for
 from streams.broker import free_port
+from streams.federated import standardiser_from_metrics
 
 __all__ = ["FlRunOptions", "FlRunResult", "run_fl"]
 
@@ -54,6 +55,9 @@ class FlRunOptions:
     private: bool = True
     seed: int = 0
     model: str = "breast-cancer"
+    #: "secure-sum": round 0 is the statistics round and every hospital (and the evaluator) standardises with
+    #: the federation's mean/std published with model version 0; "per-hospital": each with its own.
+    standardise: str = "secure-sum"
     plot: Path | None = None
     timeout_s: float = 900.0
     progress: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr, flush=True))
@@ -131,6 +135,7 @@ def _wait_ready(procs: list[_Proc], stats: Path, logs: Path, timeout_s: float) -
 def run_fl(opts: FlRunOptions) -> FlRunResult:
     from edge_agent.federated._centralized import centralized_baseline
     from edge_agent.federated._client_cli import breast_cancer_trainer
+    from edge_agent.federated._trainer import FederationStandardised
 
     say = opts.progress
     run_dir = opts.state_dir / "fl"
@@ -146,7 +151,7 @@ def run_fl(opts: FlRunOptions) -> FlRunResult:
                          "of one update is that update in the clear)")  # fmt: skip
 
     evaluator = breast_cancer_trainer(hospital_index=0, hospitals=opts.hospitals, rounds=opts.rounds, seed=opts.seed,
-                                      private=False)  # fmt: skip
+                                      private=False, standardise=opts.standardise)  # fmt: skip
     init = evaluator.initial_params(opts.seed)
     np.save(run_dir / "init.npy", init)
     from edge_agent.federated._config import FlTrainingConfig
@@ -159,7 +164,7 @@ def run_fl(opts: FlRunOptions) -> FlRunResult:
         seed=opts.seed,
         test_fraction=cfg.test_fraction,
         min_per_client=cfg.min_per_client,
-        standardise=cfg.standardise,
+        standardise="none",
         validation_fraction=cfg.validation_fraction,
     )
     example_scale = split.train.n / opts.hospitals
@@ -234,13 +239,15 @@ def run_fl(opts: FlRunOptions) -> FlRunResult:
             str(opts.central_noise), "--seed", str(opts.seed), "--mask", "ema-explore", *policy_args,
             *common(COORDINATOR, "coordinator"),
         ]  # fmt: skip
+        if opts.standardise == "secure-sum":
+            coordinator_argv += ["--stats-features", str(split.test.n_features)]
         for i, (cid, hospital) in enumerate(clients.items()):
             argv = [
                 "fl", "client", "--client-id", cid, "--hospital", hospital, "--model", opts.model,
                 "--trainer-arg", f"hospital_index={i}", "--trainer-arg",
                 f"hospitals={opts.hospitals}", "--trainer-arg", f"rounds={opts.rounds}", "--trainer-arg",
                 f"seed={opts.seed}", "--trainer-arg", f"private={'true' if opts.private else 'false'}",
-                *common(cid, cid),
+                "--trainer-arg", f"standardise={opts.standardise}", *common(cid, cid),
             ]  # fmt: skip
             procs.append(_Proc(cid, argv, env, logs))
         _wait_ready(procs, run_dir / "stats", logs, timeout_s=180.0)
@@ -252,6 +259,14 @@ def run_fl(opts: FlRunOptions) -> FlRunResult:
         started = time.monotonic()
 
         def on_model(mv: ModelVersion) -> None:
+            if mv.version == 0 and opts.standardise == "secure-sum":  # the test site uses the published standardiser
+                found = standardiser_from_metrics(mv.metrics)
+                if found is None or not isinstance(evaluator, FederationStandardised):
+                    raise RuntimeError("model version 0 carries no standardiser")
+                evaluator.set_standardiser(*found)
+                rows = mv.metrics["standardiser.rows"]
+                say(f"[round  0/{opts.rounds}] statistics round: {rows:.0f} rows of {len(mv.contributors)} "
+                    "hospitals, securely summed: the federation's mean and std published")  # fmt: skip
             metrics = evaluator.evaluate(decode_weights(bytes(mv.weights)))
             entry = {
                 "round": float(mv.round_id),

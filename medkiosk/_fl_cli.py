@@ -35,6 +35,7 @@ def _run(args: argparse.Namespace) -> int:
             private=not args.non_private,
             seed=args.seed,
             plot=args.plot,
+            standardise=args.standardise,
         )
     )
     print(json.dumps(result.summary), flush=True)
@@ -76,6 +77,13 @@ def add_fl_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument("--central-noise", type=float, default=0.0, help="central noise multiplier (0: off)")
     run.add_argument("--non-private", action="store_true", help="plain SGD at the hospitals instead of DP-SGD")
     run.add_argument("--seed", type=int, default=0)
+    run.add_argument(
+        "--standardise",
+        choices=["secure-sum", "per-hospital"],
+        default="secure-sum",
+        help="features: the federation's mean/std from the secure-sum statistics round (default), or each "
+        "hospital's own",
+    )
     run.add_argument("--plot", type=Path, help="PNG path (default <state-dir>/fl/fl_run.png)")
     run.set_defaults(func=_run)
     add_fl_role_commands(flsub)

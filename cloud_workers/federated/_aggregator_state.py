@@ -114,7 +114,7 @@ class AggregatorState:
             return UpdateVerdict.IGNORED
         rnd = self.rounds.get(upd.round_id)
         if rnd is None:
-            if upd.round_id > self.latest:
+            if upd.round_id > self.latest or not self.rounds:  # not one announcement read yet: round 0 too
                 return UpdateVerdict.PENDING
             raise _reject(RejectReason.REJECT_REASON_WRONG_ROUND, f"round {upd.round_id} was never announced", u)
         if upd.round_id < self.latest or (

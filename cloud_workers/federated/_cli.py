@@ -116,6 +116,7 @@ def _coordinator(args: argparse.Namespace) -> int:
         dp_max_steps_per_round=args.dp_max_steps,
         dp_max_grad_norm=args.dp_max_grad_norm,
         dp_delta=args.dp_delta,
+        stats_features=args.stats_features,
     )
     role = Coordinator(
         config,

@@ -166,6 +166,11 @@ class Coordinator(FlRole):
         state = self.state
         if (mv := state.initial_model_due()) is not None:
             await self._publish_model(mv)
+        if state.stats_announcement_due():
+            ann = state.announce_stats(time.time_ns(), await self._start_offsets())
+            await self.rounds_out.put([self.rounds_out.request(self.topics.rounds, self._key, ann)])
+            self.fl.round_event("announced")
+            self.phase = "statistics round: collecting"
         if (round_id := state.announcement_due()) is not None:
             ann = state.announce(round_id, time.time_ns(), await self._start_offsets())
             await self.rounds_out.put([self.rounds_out.request(self.topics.rounds, self._key, ann)])
@@ -183,6 +188,10 @@ class Coordinator(FlRole):
             self.phase = f"round {round_id}: closed with {len(close.contributors)}"
         if state.apply_ready():
             await self.hold("before_apply", round_id)
+        if (mv := state.stats_apply_due(time.time_ns())) is not None:
+            await self._publish_model(mv)
+            self.fl.round_event("applied")
+            self.phase = "statistics round: standardiser published with version 0"
         if (mv := state.apply_due(time.time_ns())) is not None:
             await self._publish_model(mv)
             self.fl.round_event("applied")

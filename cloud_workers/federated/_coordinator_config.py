@@ -9,7 +9,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 from schemas import DpPolicy, MaskKind, RoundAnnouncement, StragglerMode
-from streams.federated import RoundSpec, max_values_per_plaintext, policy_violation, scatter_masked
+from streams.federated import (
+    LIMB_BITS,
+    STATS_QUANT_RANGE,
+    STATS_ROUND,
+    RoundSpec,
+    max_values_per_plaintext,
+    policy_violation,
+    scatter_masked,
+    stats_num_params,
+)
 
 __all__ = ["WEIGHTS_FORMAT", "CoordinatorConfig", "apply_mean", "decode_weights", "encode_weights"]
 
@@ -87,6 +96,9 @@ class CoordinatorConfig:
     dp_max_steps_per_round: int = 1
     dp_max_grad_norm: float = 1.0
     dp_delta: float = 1e-5
+    #: Features of the statistics round (round 0: every hospital's row count, feature sums and sums of squares,
+    #: securely aggregated; the federation's standardiser is published with model version 0); 0 = no such round.
+    stats_features: int = 0
 
     def __post_init__(self) -> None:
         if self.rounds < 1 or not self.invited or len(set(self.invited)) != len(self.invited):
@@ -100,6 +112,8 @@ class CoordinatorConfig:
             raise ValueError("straggler_mode must be DROP or FOLD")
         if self.central_noise_multiplier < 0 or not math.isfinite(self.server_lr):
             raise ValueError("central_noise_multiplier must be >= 0 and server_lr finite")
+        if self.stats_features < 0:
+            raise ValueError("stats_features must be >= 0")
         policy = self.dp_policy()
         if policy is not None and (why := policy_violation(policy)) is not None:
             raise ValueError(f"DP policy: {why}")
@@ -163,4 +177,35 @@ class CoordinatorConfig:
         if (policy := self.dp_policy()) is not None:
             ann.dp_policy.CopyFrom(policy)
         RoundSpec.from_announcement(ann)  # refuse to announce what no client could encode
+        return ann
+
+    def stats_announcement(self, now_ns: int) -> RoundAnnouncement:
+        """The announcement of the statistics round (round 0; see ``streams.federated._moments``): every limb
+        sent, no noise, no DP policy (nothing is trained), the step-1 grid; start offsets are added by the wiring."""
+        num_params = stats_num_params(self.stats_features)
+        max_clients = len(self.invited)
+        vpp = max_values_per_plaintext(self.key_bits, LIMB_BITS, max_clients)
+        ann = RoundAnnouncement(
+            model_name=self.model_name,
+            round_id=STATS_ROUND,
+            model_version=0,
+            invited=sorted(self.invited),
+            min_clients=self.min_clients,
+            max_clients=max_clients,
+            deadline=now_ns + int(self.deadline_s * 1e9),
+            clip_norm=STATS_QUANT_RANGE * math.sqrt(num_params),  # the longest limb vector: never clipped
+            quant_bits=LIMB_BITS,
+            quant_range=STATS_QUANT_RANGE,
+            mask_kind=MaskKind.MASK_KIND_RANDOM_K,
+            mask_k=num_params,
+            paillier_key_id=self.paillier_key_id,
+            values_per_plaintext=vpp,
+            num_params=num_params,
+            num_shards=1,
+            key_bits=self.key_bits,
+            straggler_mode=StragglerMode.STRAGGLER_MODE_DROP,
+            announced_at=now_ns,
+            rounds_planned=self.rounds,
+        )
+        RoundSpec.from_announcement(ann)
         return ann

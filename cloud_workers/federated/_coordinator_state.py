@@ -33,7 +33,15 @@ from schemas import (
     RoundContributor,
     UpdateReceipt,
 )
-from streams.federated import RoundSpec, dp_step_violation, update_ema
+from streams.federated import (
+    STATS_ROUND,
+    RoundSpec,
+    decode_moment_sums,
+    dp_step_violation,
+    standardiser_from_moments,
+    standardiser_metrics,
+    update_ema,
+)
 
 __all__ = ["CoordinatorState"]
 
@@ -137,10 +145,48 @@ class CoordinatorState:
         return self.model is not None and self.model.round_id >= self.config.rounds
 
     def initial_model_due(self) -> ModelVersion | None:
-        """Version 0 when nothing was ever published."""
-        if self.model is not None:
+        """Version 0 when nothing was ever published (and the run has no statistics round, whose result is
+        version 0: :meth:`stats_apply_due`)."""
+        if self.model is not None or self.config.stats_features:
             return None
         mv = self._model_version(0, 0, self._initial, PrivacyLedger(), [], {})
+        self.on_model(mv)
+        return mv
+
+    def stats_announcement_due(self) -> bool:
+        """The statistics round is due: the run has one and nothing was announced or published yet."""
+        return bool(self.config.stats_features) and self.model is None and self.round is None
+
+    def announce_stats(self, now_ns: int, start_offsets: list[PartitionOffset]) -> RoundAnnouncement:
+        """Build (and record) the statistics round's announcement."""
+        ann = self.config.stats_announcement(now_ns)
+        ann.start_offsets.extend(start_offsets)
+        self.on_announcement(ann)
+        return ann
+
+    def stats_apply_ready(self) -> bool:
+        """The statistics round is closed and its aggregate is in, and version 0 is not yet published."""
+        rnd = self.round
+        if rnd is None or rnd.close is None or self.model is not None:
+            return False
+        return rnd.announcement.round_id == STATS_ROUND and len(rnd.aggregates) >= rnd.spec.num_shards
+
+    def stats_apply_due(self, now_ns: int) -> ModelVersion | None:
+        """Version 0 (the initial parameters) carrying the federation's standardiser, computed from the exact
+        secure sum of the contributors' moments, once the statistics round's aggregate is in."""
+        if not self.stats_apply_ready():
+            return None
+        rnd = self.round
+        assert rnd is not None and rnd.close is not None
+        values = np.concatenate([np.asarray(rnd.aggregates[s].values) for s in range(rnd.spec.num_shards)])
+        contributors = [c.client_id for c in rnd.close.contributors]
+        moments = decode_moment_sums(values, len(contributors))
+        if moments.size != 2 * self.config.stats_features + 1:
+            raise ValueError(f"the statistics sum has {moments.size} moments, not {2 * self.config.stats_features + 1}")
+        mean, std = standardiser_from_moments(moments)
+        metrics = standardiser_metrics(mean, std, rows=float(moments[0]), hospitals=len(contributors))
+        metrics["round_s"] = max(0.0, (now_ns - rnd.announcement.announced_at) / 1e9)
+        mv = self._model_version(0, STATS_ROUND, self._initial, PrivacyLedger(), contributors, metrics)
         self.on_model(mv)
         return mv
 

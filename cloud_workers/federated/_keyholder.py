@@ -23,7 +23,7 @@ from cloud_workers.federated._role import FlIdentities, FlRole, PartitionFilter
 from cloud_workers.federated._updates import contributors_digest
 from schemas import EncryptedSum, PlainAggregate, RejectReason, RoundAnnouncement, RoundClose
 from streams import BusMetrics, BusSettings, EnvelopeRejected, FlTopics, Keyring, LogEvent
-from streams.federated import PrivateKey, RoundSpec, decode_aggregate, decrypt_aggregate
+from streams.federated import STATS_ROUND, PrivateKey, RoundSpec, decode_aggregate, decrypt_aggregate
 
 __all__ = ["Keyholder"]
 
@@ -179,10 +179,11 @@ class Keyholder(FlRole):
         self.phase = f"round {s.round_id}: released shard {s.shard}"
 
     def _past_rounds(self, round_id: int) -> dict[str, list[RoundAnnouncement]]:
-        """Per client, the announcements of the earlier closed rounds it contributed to."""
+        """Per client, the announcements of the earlier closed training rounds it contributed to (the statistics
+        round trains nothing)."""
         out: dict[str, list[RoundAnnouncement]] = {}
         for r, rnd in sorted(self.rounds.items()):
-            if r < round_id and rnd.close is not None:
+            if STATS_ROUND < r < round_id and rnd.close is not None:
                 for c in rnd.close.contributors:
                     out.setdefault(c.client_id, []).append(rnd.announcement)
         return out

@@ -14,6 +14,11 @@ So the keyholder has a policy of its own and checks every round against it befor
 * ``max_epsilon``: no contributor may end up above this record-level epsilon, computed by the keyholder itself
   from the announced policies of the rounds that hospital took part in (its closes, as the keyholder read them)
   and the rounds its signed accountant declares.
+
+The statistics round (round 0, ``streams.federated._moments``) trains nothing, so it carries no DP policy: it is
+held to the same minimum of contributors and must be a well-formed statistics round (every limb, no noise share,
+the step-1 grid), and it is never counted as a training round. What its decrypted sum reveals (the federation's
+row count and per-feature mean and standard deviation) is stated in the README's threat model.
 """
 
 from __future__ import annotations
@@ -24,7 +29,14 @@ from dataclasses import dataclass
 
 from schemas import ContributorPrivacy, RejectReason, RoundAnnouncement
 from streams import EnvelopeRejected
-from streams.federated import dp_step_violation, history_epsilon, policy_entry, policy_violation
+from streams.federated import (
+    STATS_ROUND,
+    dp_step_violation,
+    history_epsilon,
+    policy_entry,
+    policy_violation,
+    stats_round_violation,
+)
 
 __all__ = ["KeyholderPolicy"]
 
@@ -55,6 +67,10 @@ class KeyholderPolicy:
                 f"round {ann.round_id} was announced with min_clients {ann.min_clients}; this keyholder "
                 f"decrypts only sums of at least {self.min_contributors} hospitals",
             )
+        if ann.round_id == STATS_ROUND:
+            if (why := stats_round_violation(ann)) is not None:
+                raise EnvelopeRejected(R.REJECT_REASON_INVALID_UPDATE, why)
+            return
         if not self.require_dp:
             return
         if not ann.HasField("dp_policy"):
@@ -82,7 +98,7 @@ class KeyholderPolicy:
                 R.REJECT_REASON_TOO_FEW_CONTRIBUTORS,
                 f"{hospitals} hospitals; this keyholder decrypts only sums of at least {self.min_contributors}",
             )
-        if not self.require_dp:
+        if not self.require_dp or ann.round_id == STATS_ROUND:
             return
         for c in declared:
             why = dp_step_violation(ann.dp_policy, c.round_dp if c.HasField("round_dp") else None)

@@ -7,7 +7,9 @@ durable outbox in one transaction; the sender ships them to ``fl.updates.v1`` un
 Paillier obfuscators are precomputed in a background thread between rounds. Its residual, the rounds it
 sent and its privacy accountant are stored in the outbox database in the same transaction as the update
 (``_client_state``), so a restarted client neither sends a round twice, nor forgets a round it sent, its error
-feedback or its privacy spending. Every random choice is keyed by the hospital's secret (``fl/client_secret.json``
+feedback or its privacy spending. A trainer on raw features first sends its moments in the statistics round
+(round 0) and trains once model version 0 brings the federation's standardiser. Every random choice is keyed by
+the hospital's secret (``fl/client_secret.json``
 in its keys directory, made by ``fl keys export --role client``).
 """
 
@@ -42,7 +44,15 @@ from streams import (
     seal,
     split_payload,
 )
-from streams.federated import ObfuscatorPool, PublicKey, RoundSpec, key_id, load_client_secret, update_key
+from streams.federated import (
+    STATS_ROUND,
+    ObfuscatorPool,
+    PublicKey,
+    RoundSpec,
+    key_id,
+    load_client_secret,
+    update_key,
+)
 
 __all__ = ["ClientConfig", "FlClient"]
 
@@ -190,12 +200,18 @@ class FlClient:
             log.error("%s: round %d uses key %s, we hold %s", self.config.client_id, ann.round_id,
                       ann.paillier_key_id, key_id(self.public_key))  # fmt: skip
             self.core.last_round = ann.round_id
+            self.core.stats_sent = self.core.stats_sent or ann.round_id == STATS_ROUND
             return
         self._fill_pool(spec)
         try:
-            quantized = await asyncio.to_thread(self.core.quantize, ann)
+            if ann.round_id == STATS_ROUND:
+                quantized = self.core.stats_update(ann)
+            else:
+                quantized = await asyncio.to_thread(self.core.quantize, ann)
         except ValueError as exc:  # e.g. the model does not fit this trainer: skip the round, keep running
             log.error("%s: cannot take part in round %d: %s", self.config.client_id, ann.round_id, exc)
+            if ann.round_id == STATS_ROUND:
+                self.core.stats_sent = True  # never retried: the same moments would be refused again
             self.core.last_round = ann.round_id
             return
         updates = await asyncio.to_thread(self.core.encrypt, ann, quantized, self.public_key, self.pool)
@@ -215,6 +231,8 @@ class FlClient:
         await self._hold("after_put", ann.round_id)
         self.sender.notify()
         self._fill_pool(spec)
+        if ann.round_id == STATS_ROUND:
+            return
         self.rounds_sent += 1
         self.bytes_per_update = self._wire_bytes(requests)
         self.epsilon = quantized.result.epsilon

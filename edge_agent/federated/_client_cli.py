@@ -19,19 +19,32 @@ __all__ = ["add_fl_client_command", "breast_cancer_trainer", "load_trainer"]
 
 
 def breast_cancer_trainer(
-    *, hospital_index: int, hospitals: int, rounds: int, seed: int = 0, private: bool = True
+    *,
+    hospital_index: int,
+    hospitals: int,
+    rounds: int,
+    seed: int = 0,
+    private: bool = True,
+    standardise: str | None = None,
 ) -> LocalTrainer:
     """Hospital ``hospital_index`` of the seeded non-IID (Dirichlet) split of sklearn's breast-cancer data,
-    trained with DP-SGD (plain SGD when not ``private``) under the default ``FlTrainingConfig``."""
+    trained with DP-SGD (plain SGD when not ``private``) under the default ``FlTrainingConfig``.
+    ``standardise`` (default: the config's): ``"secure-sum"`` keeps the rows raw until the statistics round's
+    standardiser arrives with model version 0; ``"per-hospital"`` standardises with the hospital's own
+    statistics (the test rows with theirs)."""
     from edge_agent.federated._config import FlTrainingConfig
     from edge_agent.federated._data import load_federated_breast_cancer
     from edge_agent.federated._local import build_trainer
 
     cfg = FlTrainingConfig()
+    mode = standardise or cfg.standardise
+    if mode not in ("secure-sum", "per-hospital"):
+        raise ValueError(f"a hospital standardises 'secure-sum' or 'per-hospital', not {mode!r}")
+    federated = mode == "secure-sum"  # raw rows here; the statistics round gives the federation's standardiser
     split = load_federated_breast_cancer(
         hospitals, alpha=cfg.dirichlet_alpha, seed=seed, test_fraction=cfg.test_fraction,
         min_per_client=cfg.min_per_client,
-        standardise=cfg.standardise, validation_fraction=cfg.validation_fraction,
+        standardise="none" if federated else mode, validation_fraction=cfg.validation_fraction,
     )  # fmt: skip
     return build_trainer(
         cfg,
@@ -40,6 +53,7 @@ def breast_cancer_trainer(
         rounds_planned=max(rounds, 1),
         seed=seed * 1000 + hospital_index,
         private=private,
+        raw_features=federated,
     )
 
 

@@ -9,6 +9,11 @@ the secret, the model, the data and the residual: the client itself can recomput
 
 The client's own RDP accountant (one ``(noise_multiplier, sample_rate, steps)`` entry per round trained) is kept
 here, checked against the round's announced DP policy before anything is sent, and carried in the update.
+
+The statistics round (round 0, ``streams.federated._moments``): a trainer that holds raw features
+(:class:`FederationStandardised`) sends its row count, feature sums and sums of squares as exact fixed-point
+limbs (no training, nothing added to the accountant), and trains only once model version 0 brings the
+federation's standardiser.
 """
 
 from __future__ import annotations
@@ -20,9 +25,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge_agent.federated._randomness import KeyedStream, derive_key, keyed_generator
-from edge_agent.federated._trainer import DpAccounted, KeyedTrainer, LocalResult, LocalTrainer
+from edge_agent.federated._trainer import (
+    DpAccounted,
+    FederationStandardised,
+    KeyedTrainer,
+    LocalResult,
+    LocalTrainer,
+)
 from schemas import AccountantState, DpPolicy, DpStep, ModelUpdate, ModelVersion, RoundAnnouncement
 from streams.federated import (
+    STATS_ROUND,
     EncodeSpec,
     ErrorFeedback,
     ObfuscatorPool,
@@ -32,10 +44,13 @@ from streams.federated import (
     ciphertext_to_bytes,
     clip_by_l2,
     dp_step_violation,
+    encode_moments,
     encrypt_packed,
     pack,
     scatter_masked,
     staleness_weight,
+    standardiser_from_metrics,
+    stats_round_violation,
     stochastic_quantize,
 )
 
@@ -128,6 +143,8 @@ class ClientCore:
     history: list[tuple[float, float, int]] = field(default_factory=list)
     rounds_trained: int = 0
     delta: float = 0.0
+    #: Whether this client sent its moments in the statistics round.
+    stats_sent: bool = False
 
     def __post_init__(self) -> None:
         if len(self.secret) < 16:
@@ -156,8 +173,17 @@ class ClientCore:
 
         return accountant_epsilon(self.history, self.delta)
 
+    def _standardisable(self) -> FederationStandardised | None:
+        t = self.trainer
+        return t if isinstance(t, FederationStandardised) and t.awaits_standardiser else None
+
     def on_model(self, mv: ModelVersion, params: NDArray[np.float64]) -> None:
-        """A global model version; it names the contributors of the round it came from."""
+        """A global model version; it names the contributors of the round it came from. Version 0 may carry the
+        federation's standardiser, which a trainer on raw features takes."""
+        if mv.version == 0 and (t := self._standardisable()) is not None and not t.standardised:
+            found = standardiser_from_metrics(mv.metrics)
+            if found is not None:
+                t.set_standardiser(*found)
         self.models[mv.version] = (mv.round_id, params)
         if mv.mask_ema:
             self.emas[mv.version] = np.frombuffer(bytes(mv.mask_ema), dtype="<f8").astype(np.float64)
@@ -172,7 +198,29 @@ class ClientCore:
 
     def ready_for(self, ann: RoundAnnouncement) -> bool:
         """Whether this client should (and can) take part in ``ann``'s round now."""
-        return self.client_id in ann.invited and ann.round_id > self.last_round and ann.model_version in self.models
+        if self.client_id not in ann.invited:
+            return False
+        if ann.round_id == STATS_ROUND:
+            return self._standardisable() is not None and not self.stats_sent and 0 not in self.models
+        return ann.round_id > self.last_round and ann.model_version in self.models
+
+    def stats_update(self, ann: RoundAnnouncement) -> QuantizedUpdate:
+        """This hospital's moments for the statistics round, as exact limbs on the round's step-1 grid (records
+        the round as sent); ``ValueError`` when ``ann`` is not a well-formed statistics round for its features."""
+        if (why := stats_round_violation(ann)) is not None:
+            raise ValueError(why)
+        t = self._standardisable()
+        if t is None:
+            raise ValueError("this trainer does not take part in a statistics round")
+        moments = t.feature_moments()
+        limbs = encode_moments(moments)
+        if limbs.size != ann.num_params:
+            raise ValueError(f"{limbs.size} moment limbs for {ann.num_params} announced: another feature count")
+        self.stats_sent = True
+        result = LocalResult(
+            update=np.zeros(0), num_examples=int(moments[0]), epsilon=self.epsilon(), delta=self.delta, metrics={}
+        )
+        return QuantizedUpdate(ann.round_id, limbs, result)
 
     def _prev_update(self, version: int) -> NDArray[np.float64] | None:
         if version - 1 not in self.models:

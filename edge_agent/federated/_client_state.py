@@ -1,10 +1,11 @@
 """A client's own state on disk: what it must not forget across a restart.
 
 The error-feedback residual, the last round it sent an update for, its sent-but-not-yet-applied rounds, its
-fold buffer and its privacy accountant (``.npz`` bytes, no pickle) are stored in the client's outbox database
-in the SAME transaction as the update's envelopes (:func:`put_with_state`): after a crash either both are on
-disk or neither is, so a round can neither be marked sent without its update nor be sent twice. Which rounds
-were applied it re-learns from the log (the model versions name their contributors).
+fold buffer, whether it sent its statistics-round moments, and its privacy accountant (``.npz`` bytes, no
+pickle) are stored in the client's outbox database in the SAME transaction as the update's envelopes
+(:func:`put_with_state`): after a crash either both are on disk or neither is, so a round can neither be marked
+sent without its update nor be sent twice. Which rounds were applied it re-learns from the log (the model
+versions name their contributors).
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ def client_state_bytes(core: ClientCore) -> bytes:
         "history": [list(h) for h in core.history],
         "rounds_trained": core.rounds_trained,
         "delta": core.delta,
+        "stats_sent": core.stats_sent,
     }
     for r, s in core.submitted.items():
         arrays[f"submitted_{r}"] = s.taken
@@ -115,4 +117,5 @@ def _restore(core: ClientCore, blob: bytes) -> None:
             (int(r), np.array(data[f"stale_{i}"]), float(a), int(m)) for i, (r, a, m) in enumerate(meta["stale"])
         ]
         core.delta = float(meta.get("delta", 0.0))
+        core.stats_sent = bool(meta.get("stats_sent", False))
         core.restore_history([tuple(h) for h in meta.get("history", [])], int(meta.get("rounds_trained", 0)))

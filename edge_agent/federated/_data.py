@@ -11,14 +11,17 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
+    "STANDARDISE_MODES",
     "FederatedSplit",
     "HospitalData",
     "describe_split",
     "dirichlet_split",
+    "federation_standardiser",
     "label_skew",
     "load_breast_cancer_split",
     "load_federated_breast_cancer",
     "split_counts",
+    "standardise_with",
 ]
 
 
@@ -189,6 +192,27 @@ def _standardise(X: NDArray[np.float64], ref: NDArray[np.float64]) -> NDArray[np
     return np.asarray((X - mean) / std, dtype=np.float64)
 
 
+def federation_standardiser(
+    hospitals: tuple[HospitalData, ...] | list[HospitalData],
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """(mean, std) per feature from the summed moments of every hospital's rows: what the statistics round's
+    secure sum gives every hospital (``streams.federated.standardiser_from_moments``), without the fixed point."""
+    from streams.federated import feature_moments, standardiser_from_moments
+
+    return standardiser_from_moments(sum(feature_moments(h.X) for h in hospitals))
+
+
+def standardise_with(data: HospitalData, mean: NDArray[np.float64], std: NDArray[np.float64]) -> HospitalData:
+    """``data`` with every feature standardised by the given mean and standard deviation."""
+    if mean.shape != (data.n_features,) or std.shape != (data.n_features,) or not np.all(std > 0):
+        raise ValueError(f"need {data.n_features} means and positive standard deviations")
+    return HospitalData(np.asarray((data.X - mean) / std, dtype=np.float64), data.y)
+
+
+#: Feature standardisation modes of :func:`load_federated_breast_cancer`.
+STANDARDISE_MODES = ("secure-sum", "per-hospital", "pooled", "none")
+
+
 def load_federated_breast_cancer(
     n_hospitals: int,
     *,
@@ -202,24 +226,28 @@ def load_federated_breast_cancer(
     """The breast-cancer train/test split of :func:`load_breast_cancer_split` and a Dirichlet split of the train part.
 
     The same ``seed`` gives the same test rows as :func:`load_breast_cancer_split` (so a centralized baseline with
-    that seed is evaluated on identical rows). ``standardise``: ``"pooled"`` uses the statistics of all training
-    rows (which no real federation has); ``"per-hospital"`` standardises each hospital's rows with its own mean and
-    standard deviation and the test rows with theirs (an evaluation site of its own), so no statistic crosses a
-    hospital boundary. ``validation_fraction`` holds out that share of each hospital's rows (seeded) as its
-    validation set, standardised like its training rows and never trained on.
+    that seed is evaluated on identical rows). ``standardise``: ``"secure-sum"`` standardises every hospital's
+    rows, its validation rows and the test rows with the federation's mean and standard deviation, computed from
+    the summed moments of the hospitals' training rows (what the statistics round of ``fl run`` gives each
+    hospital through secure aggregation); ``"per-hospital"`` standardises each hospital's rows with its own mean
+    and standard deviation and the test rows with theirs (an evaluation site of its own), so no statistic crosses
+    a hospital boundary; ``"pooled"`` uses the statistics of all training rows, validation rows included;
+    ``"none"`` leaves hospitals, validation and test rows raw (the protocol's client standardises them once the
+    statistics round is done). ``validation_fraction`` holds out that share of each hospital's rows (seeded) as
+    its validation set, standardised like its training rows and never trained on. ``train`` is always the pooled
+    training rows standardised on themselves (the centralized baseline's input).
     """
-    if standardise not in ("pooled", "per-hospital"):
-        raise ValueError(f"standardise must be 'pooled' or 'per-hospital', got {standardise!r}")
+    if standardise not in STANDARDISE_MODES:
+        raise ValueError(f"standardise must be one of {STANDARDISE_MODES}, got {standardise!r}")
     if not 0 <= validation_fraction < 1:
         raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
     train, test = load_breast_cancer_split(seed, test_fraction)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xD1]))
     parts = dirichlet_split(train.y, n_hospitals, alpha, rng, min_per_client)
-    raw = None
-    if standardise == "per-hospital":
-        raw_train, raw_test = load_breast_cancer_split(seed, test_fraction, standardised=False)
-        raw, test = raw_train, HospitalData(_standardise(raw_test.X, raw_test.X), raw_test.y)
-    hospitals, validation = [], []
+    raw_train, raw_test = load_breast_cancer_split(seed, test_fraction, standardised=False)
+    source = train if standardise == "pooled" else raw_train
+    hospitals: list[HospitalData] = []
+    validation: list[HospitalData] = []
     vrng = np.random.default_rng(np.random.SeedSequence([seed, 0x7A1]))
     for p in parts:
         rows = np.array(p)
@@ -228,12 +256,24 @@ def load_federated_breast_cancer(
             held = np.zeros(rows.size, dtype=bool)
             held[vrng.choice(rows.size, size=n_val, replace=False)] = True
             val_rows, rows = rows[held], rows[~held]
-        source = raw if raw is not None else train
-        X_tr = source.X[rows]
-        fit = (lambda X, ref=X_tr: _standardise(X, ref)) if raw is not None else (lambda X: X)
-        hospitals.append(HospitalData(fit(X_tr), source.y[rows]))
-        if n_val:
-            validation.append(HospitalData(fit(source.X[val_rows]), source.y[val_rows]))
+        own = source.subset(rows)
+        val = source.subset(val_rows) if n_val else None
+        if standardise == "per-hospital":
+            mean, std = own.X.mean(axis=0), own.X.std(axis=0)
+            std[std == 0] = 1.0
+            own, val = standardise_with(own, mean, std), (standardise_with(val, mean, std) if val is not None else None)
+        hospitals.append(own)
+        if val is not None:
+            validation.append(val)
+    if standardise == "per-hospital":
+        test = HospitalData(_standardise(raw_test.X, raw_test.X), raw_test.y)
+    elif standardise == "secure-sum":
+        mean, std = federation_standardiser(hospitals)
+        hospitals = [standardise_with(h, mean, std) for h in hospitals]
+        validation = [standardise_with(v, mean, std) for v in validation]
+        test = standardise_with(raw_test, mean, std)
+    elif standardise == "none":
+        test = raw_test
     return FederatedSplit(
         train=train, test=test, parts=tuple(parts), hospitals=tuple(hospitals), validation=tuple(validation)
     )

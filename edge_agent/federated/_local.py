@@ -5,7 +5,8 @@ Each ``train`` call loads the global parameters, runs the configured local epoch
 ``DPOptimizer``); its Poisson sampling and its Gaussian noise come from a ChaCha20 keystream keyed per round and
 step (``_randomness``), so they are reproducible by the hospital that holds the round key and by no one else.
 The RDP accountant's history (one ``(noise_multiplier, sample_rate, steps)`` entry per round) is the trainer's
-own, and can be restored after a restart.
+own, and can be restored after a restart. A trainer built on raw features (``raw_features``) gives its moments to
+the statistics round and trains only once the federation's standardiser is set.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from edge_agent.federated._config import FlTrainingConfig
-from edge_agent.federated._data import HospitalData
+from edge_agent.federated._data import HospitalData, standardise_with
 from edge_agent.federated._model import binary_metrics, flatten, load_flat, make_model, num_params
 from edge_agent.federated._privacy import accountant_epsilon, calibrated_noise_multiplier
 from edge_agent.federated._randomness import KeyedStream, derive_key
 from edge_agent.federated._trainer import LocalResult
+from streams.federated import feature_moments
 
 __all__ = ["DpSgdTrainer", "NonPrivateTrainer", "build_trainer"]
 
@@ -38,20 +40,53 @@ class _TorchTrainer:
     """Shared parts: the model, the local tensors, initial parameters and evaluation."""
 
     def __init__(
-        self, data: HospitalData, test: tuple[NDArray[np.float64], NDArray[np.int64]] | None, *, hidden: int, seed: int
+        self,
+        data: HospitalData,
+        test: tuple[NDArray[np.float64], NDArray[np.int64]] | None,
+        *,
+        hidden: int,
+        seed: int,
+        raw_features: bool = False,
     ) -> None:
         if data.n < 1:
             raise ValueError("a hospital needs at least one example")
-        self._data = data
-        self._test = HospitalData(test[0], test[1]) if test is not None else data
+        self._raw, self._raw_test = data, (HospitalData(test[0], test[1]) if test is not None else None)
+        self._awaits = raw_features
+        self._standardiser: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
         self._hidden = hidden
         self._seed = seed
         self._model = make_model(data.n_features, hidden, seed=seed)
         self._eval_model = make_model(data.n_features, hidden, seed=seed)
+        self._loss = nn.BCEWithLogitsLoss()
+        self._use(data, self._raw_test)
+
+    def _use(self, data: HospitalData, test: HospitalData | None) -> None:
+        self._data = data
+        self._test = test if test is not None else data
         self._dataset = TensorDataset(
             torch.as_tensor(data.X, dtype=torch.float32), torch.as_tensor(data.y, dtype=torch.float32)
         )
-        self._loss = nn.BCEWithLogitsLoss()
+        self._X, self._y = self._dataset.tensors
+
+    @property
+    def awaits_standardiser(self) -> bool:
+        """Built on raw features (``raw_features``): it trains only after :meth:`set_standardiser`."""
+        return self._awaits
+
+    @property
+    def standardised(self) -> bool:
+        """Whether the federation's standardiser has been set."""
+        return self._standardiser is not None
+
+    def feature_moments(self) -> NDArray[np.float64]:
+        """``[n, feature sums, feature sums of squares]`` of the local raw training rows (the statistics round)."""
+        return feature_moments(self._raw.X)
+
+    def set_standardiser(self, mean: NDArray[np.float64], std: NDArray[np.float64]) -> None:
+        """Standardise the raw local rows (and the raw test rows) with the federation's mean and std."""
+        test = standardise_with(self._raw_test, mean, std) if self._raw_test is not None else None
+        self._use(standardise_with(self._raw, mean, std), test)
+        self._standardiser = (np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64))
 
     @property
     def num_params(self) -> int:
@@ -73,6 +108,8 @@ class _TorchTrainer:
         return binary_metrics(self._eval_model, self._test.X, self._test.y)
 
     def _check_params(self, global_params: NDArray[np.float64]) -> NDArray[np.float64]:
+        if self._awaits and self._standardiser is None:
+            raise ValueError("this trainer holds raw features and has no federation standardiser yet")
         values = np.asarray(global_params, dtype=np.float64)
         load_flat(self._model, values)  # validates shape and finiteness
         return values.copy()
@@ -105,8 +142,9 @@ class DpSgdTrainer(_TorchTrainer):
         seed: int = 0,
         report_train_metrics: bool = False,
         batches: int = 0,
+        raw_features: bool = False,
     ) -> None:
-        super().__init__(data, test, hidden=hidden, seed=seed)
+        super().__init__(data, test, hidden=hidden, seed=seed, raw_features=raw_features)
         if epochs < 1 or batch_size < 1 or rounds_planned < 1:
             raise ValueError("epochs, batch_size and rounds_planned must be at least 1")
         if (noise_multiplier is None) == (target_epsilon is None):
@@ -138,7 +176,6 @@ class DpSgdTrainer(_TorchTrainer):
             loss_reduction="mean",
         )
         self._optimizer.attach_step_hook(self._add_noise)
-        self._X, self._y = self._dataset.tensors
         self._noise: KeyedStream | None = None
         self._history: list[tuple[float, float, int]] = []
         self._steps = 0
@@ -255,8 +292,9 @@ class NonPrivateTrainer(_TorchTrainer):
         lr: float = 0.5,
         hidden: int = 0,
         seed: int = 0,
+        raw_features: bool = False,
     ) -> None:
-        super().__init__(data, test, hidden=hidden, seed=seed)
+        super().__init__(data, test, hidden=hidden, seed=seed, raw_features=raw_features)
         if epochs < 1 or batch_size < 1:
             raise ValueError("epochs and batch_size must be at least 1")
         self._epochs = epochs
@@ -296,8 +334,10 @@ def build_trainer(
     rounds_planned: int,
     seed: int,
     private: bool = True,
+    raw_features: bool = False,
 ) -> DpSgdTrainer | NonPrivateTrainer:
-    """The trainer ``config`` describes for one hospital: DP-SGD (default) or plain SGD (``private=False``)."""
+    """The trainer ``config`` describes for one hospital: DP-SGD (default) or plain SGD (``private=False``);
+    ``raw_features``: ``data`` and ``test`` are raw and wait for the federation's standardiser."""
     if not private:
         return NonPrivateTrainer(
             data,
@@ -307,6 +347,7 @@ def build_trainer(
             lr=config.lr,
             hidden=config.hidden,
             seed=seed,
+            raw_features=raw_features,
         )
     return DpSgdTrainer(
         data,
@@ -322,4 +363,5 @@ def build_trainer(
         hidden=config.hidden,
         seed=seed,
         batches=config.batches_per_epoch,
+        raw_features=raw_features,
     )

@@ -9,7 +9,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["DpAccounted", "KeyedTrainer", "LocalResult", "LocalTrainer"]
+__all__ = ["DpAccounted", "FederationStandardised", "KeyedTrainer", "LocalResult", "LocalTrainer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,3 +54,19 @@ class DpAccounted(Protocol):
     def accountant_history(self) -> list[tuple[float, float, int]]: ...
 
     def restore_accountant(self, history: Sequence[tuple[float, float, int]]) -> None: ...
+
+
+@runtime_checkable
+class FederationStandardised(Protocol):
+    """A trainer holding raw features that waits for the federation's standardiser (the statistics round):
+    it sends its moments in round 0 and trains only once the mean and std published with version 0 are set."""
+
+    @property
+    def awaits_standardiser(self) -> bool: ...
+
+    @property
+    def standardised(self) -> bool: ...
+
+    def feature_moments(self) -> NDArray[np.float64]: ...
+
+    def set_standardiser(self, mean: NDArray[np.float64], std: NDArray[np.float64]) -> None: ...

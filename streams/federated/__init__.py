@@ -7,7 +7,8 @@ Clients send masked, clipped, stochastically quantised, BatchCrypt-packed, Paill
 updates; an aggregator with only the public key multiplies ciphertexts; a keyholder decrypts only
 sums; the coordinator dequantises and applies the aggregate. All coordinates sent in a round come
 from one shared mask (seeded random-k or top-k of the previous global update), with client-side
-error feedback for the rest. DP accounting uses opacus's RDP accountant.
+error feedback for the rest. DP accounting uses opacus's RDP accountant. Round 0 of a run may be the statistics
+round (``_moments``): exact secure sums of every hospital's feature moments, for a federation-wide standardiser.
 """
 
 from streams.federated._dp import (
@@ -34,6 +35,22 @@ from streams.federated._mask import (
     round_robin_share,
     top_k_mask,
     update_ema,
+)
+from streams.federated._moments import (
+    FRACTION_BITS,
+    LIMB_BITS,
+    LIMBS,
+    STATS_QUANT_RANGE,
+    STATS_ROUND,
+    decode_moment_sums,
+    encode_moments,
+    feature_moments,
+    moment_values,
+    standardiser_from_metrics,
+    standardiser_from_moments,
+    standardiser_metrics,
+    stats_num_params,
+    stats_round_violation,
 )
 from streams.federated._packing import (
     PLAINTEXT_MARGIN_BITS,
@@ -93,11 +110,16 @@ from streams.federated._round import RoundSpec, shard_bounds, staleness_weight, 
 
 __all__ = [
     "CLIENT_SECRET_FILE",
+    "FRACTION_BITS",
+    "LIMBS",
+    "LIMB_BITS",
     "OPACUS_DEFAULT_ORDERS",
     "PAILLIER_PRIVATE_FILE",
     "PAILLIER_PUBLIC_FILE",
     "PLAINTEXT_MARGIN_BITS",
     "RDP_ORDERS",
+    "STATS_QUANT_RANGE",
+    "STATS_ROUND",
     "EncodeSpec",
     "EncryptedAccumulator",
     "ErrorFeedback",
@@ -118,6 +140,7 @@ __all__ = [
     "clip_by_l2",
     "create_client_secret",
     "decode_aggregate",
+    "decode_moment_sums",
     "decrypt_aggregate",
     "decrypt_raw",
     "dequantize",
@@ -125,9 +148,11 @@ __all__ = [
     "distributed_noise_std",
     "dp_step_violation",
     "ema_explore_mask",
+    "encode_moments",
     "encrypt_packed",
     "encrypt_with_obfuscator",
     "epsilon_for",
+    "feature_moments",
     "gaussian_mechanism_sigma",
     "generate_keypair",
     "history_epsilon",
@@ -136,6 +161,7 @@ __all__ = [
     "load_private_key",
     "load_public_key",
     "max_values_per_plaintext",
+    "moment_values",
     "noise_multiplier_for",
     "obfuscator",
     "pack",
@@ -153,6 +179,11 @@ __all__ = [
     "scatter_masked",
     "shard_bounds",
     "staleness_weight",
+    "standardiser_from_metrics",
+    "standardiser_from_moments",
+    "standardiser_metrics",
+    "stats_num_params",
+    "stats_round_violation",
     "stochastic_quantize",
     "sum_noise_multiplier",
     "top_k_mask",

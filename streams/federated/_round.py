@@ -102,8 +102,8 @@ class RoundSpec:
 
     def validate(self) -> None:
         """Raise ``ValueError`` when the parameters cannot describe a round."""
-        if not self.model_name or self.round_id < 1:
-            raise ValueError("a round needs a model name and a round id >= 1")
+        if not self.model_name:  # round 0 is the statistics round (``stats_round_violation`` says what it must be)
+            raise ValueError("a round needs a model name")
         if not 1 <= self.mask_k <= self.num_params:
             raise ValueError(f"mask_k must be in [1, num_params={self.num_params}], got {self.mask_k}")
         kinds = (MaskKind.MASK_KIND_RANDOM_K, MaskKind.MASK_KIND_TOP_K_PREVIOUS, MaskKind.MASK_KIND_EMA_EXPLORE)
