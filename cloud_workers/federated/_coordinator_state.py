@@ -181,8 +181,8 @@ class CoordinatorState:
         values = np.concatenate([np.asarray(rnd.aggregates[s].values) for s in range(rnd.spec.num_shards)])
         contributors = [c.client_id for c in rnd.close.contributors]
         moments = decode_moment_sums(values, len(contributors))
-        if moments.size != 2 * self.config.stats_features + 1:
-            raise ValueError(f"the statistics sum has {moments.size} moments, not {2 * self.config.stats_features + 1}")
+        if len(moments) != 2 * self.config.stats_features + 1:
+            raise ValueError(f"the statistics sum has {len(moments)} moments, not {2 * self.config.stats_features + 1}")
         mean, std = standardiser_from_moments(moments)
         metrics = standardiser_metrics(mean, std, rows=float(moments[0]), hospitals=len(contributors))
         metrics["round_s"] = max(0.0, (now_ns - rnd.announcement.announced_at) / 1e9)

@@ -218,7 +218,7 @@ class ClientCore:
             raise ValueError(f"{limbs.size} moment limbs for {ann.num_params} announced: another feature count")
         self.stats_sent = True
         result = LocalResult(
-            update=np.zeros(0), num_examples=int(moments[0]), epsilon=self.epsilon(), delta=self.delta, metrics={}
+            update=np.zeros(0), num_examples=moments[0], epsilon=self.epsilon(), delta=self.delta, metrics={}
         )
         return QuantizedUpdate(ann.round_id, limbs, result)
 

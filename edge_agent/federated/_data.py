@@ -195,11 +195,11 @@ def _standardise(X: NDArray[np.float64], ref: NDArray[np.float64]) -> NDArray[np
 def federation_standardiser(
     hospitals: tuple[HospitalData, ...] | list[HospitalData],
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """(mean, std) per feature from the summed moments of every hospital's rows: what the statistics round's
-    secure sum gives every hospital (``streams.federated.standardiser_from_moments``), without the fixed point."""
-    from streams.federated import feature_moments, standardiser_from_moments
+    """(mean, std) per feature from the summed moments of every hospital's rows: exactly what the statistics
+    round's secure sum gives every hospital (``streams.federated.standardiser_from_moments``)."""
+    from streams.federated import add_moments, feature_moments, standardiser_from_moments
 
-    return standardiser_from_moments(sum(feature_moments(h.X) for h in hospitals))
+    return standardiser_from_moments(add_moments(*(feature_moments(h.X) for h in hospitals)))
 
 
 def standardise_with(data: HospitalData, mean: NDArray[np.float64], std: NDArray[np.float64]) -> HospitalData:

@@ -78,8 +78,8 @@ class _TorchTrainer:
         """Whether the federation's standardiser has been set."""
         return self._standardiser is not None
 
-    def feature_moments(self) -> NDArray[np.float64]:
-        """``[n, feature sums, feature sums of squares]`` of the local raw training rows (the statistics round)."""
+    def feature_moments(self) -> list[int]:
+        """Exact fixed-point ``[n, feature sums, sums of squares]`` of the raw local rows (the statistics round)."""
         return feature_moments(self._raw.X)
 
     def set_standardiser(self, mean: NDArray[np.float64], std: NDArray[np.float64]) -> None:

@@ -5,19 +5,22 @@ squares through the same packed-Paillier secure aggregation as a model update; t
 sum (with its own minimum of contributors), so every hospital standardises with the federation's mean and
 standard deviation while nobody sees one hospital's statistics.
 
-Exact integer sums, not a stochastic grid: every moment is a signed fixed-point number (``FRACTION_BITS``
-fractional bits) written as ``LIMBS`` limbs of ``LIMB_BITS`` bits (two's complement modulo
-``2**(LIMBS * LIMB_BITS)``). A limb ``q`` travels as the value ``q - range`` of a round whose quantisation grid
-has step exactly 1 (``quant_bits = LIMB_BITS``, ``quant_range = (2**LIMB_BITS - 1) / 2``), so the keyholder's
+Exact integer sums, not a stochastic grid: each hospital rounds every feature value to a fixed-point integer
+``X = round(x * 2**FRACTION_BITS)`` and computes, exactly in integers, its row count ``n``, ``S = sum X`` and
+``SS = sum X**2`` per feature. Each moment travels as ``LIMBS`` limbs of ``LIMB_BITS`` bits (two's complement
+modulo ``2**(LIMBS * LIMB_BITS)``); a limb ``q`` is sent as the value ``q - range`` of a round whose quantisation
+grid has step exactly 1 (``quant_bits = LIMB_BITS``, ``quant_range = (2**LIMB_BITS - 1) / 2``), so the keyholder's
 ordinary dequantised sum is the integer sum of the limbs minus a known offset, and carrying the limb sums
-recovers the exact sum of the fixed-point moments. The only rounding is each hospital's own rounding of its
-moments to ``2**-FRACTION_BITS``.
+recovers the exact federation-wide ``n``, ``S`` and ``SS``. Mean and variance then follow in exact rational
+arithmetic (``(n SS - S**2) / n**2``: no cancellation), so the standardiser is the exact population mean and
+standard deviation of all hospitals' rows rounded to ``2**-FRACTION_BITS``; the only error is that rounding.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from fractions import Fraction
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -30,6 +33,7 @@ __all__ = [
     "LIMB_BITS",
     "STATS_QUANT_RANGE",
     "STATS_ROUND",
+    "add_moments",
     "decode_moment_sums",
     "encode_moments",
     "feature_moments",
@@ -44,7 +48,7 @@ __all__ = [
 #: The round id of the statistics round (training rounds start at 1).
 STATS_ROUND = 0
 LIMB_BITS = 16
-LIMBS = 5
+LIMBS = 8
 FRACTION_BITS = 24
 #: Quantisation range of the statistics round: a grid of step exactly 1 over ``0 .. 2**LIMB_BITS - 1``.
 STATS_QUANT_RANGE = ((1 << LIMB_BITS) - 1) / 2
@@ -52,26 +56,37 @@ _TOTAL_BITS = LIMBS * LIMB_BITS
 _MODULUS = 1 << _TOTAL_BITS
 
 
-def feature_moments(X: ArrayLike) -> NDArray[np.float64]:
-    """``[n, sum of each feature (d), sum of squares of each feature (d)]`` of the rows ``X`` (n × d)."""
+def feature_moments(X: ArrayLike) -> list[int]:
+    """``[n, S_1 .. S_d, SS_1 .. SS_d]`` of the rows ``X`` (n × d), exact integers of the fixed-point values
+    ``round(x * 2**FRACTION_BITS)`` (``S`` at scale ``2**FRACTION_BITS``, ``SS`` at its square)."""
     x = np.asarray(X, dtype=np.float64)
     if x.ndim != 2 or not np.all(np.isfinite(x)):
         raise ValueError("X must be a finite (n, d) array")
-    return np.concatenate([[float(x.shape[0])], x.sum(axis=0), (x * x).sum(axis=0)])
+    fixed = [[round(math.ldexp(v, FRACTION_BITS)) for v in col] for col in x.T.tolist()]
+    return [x.shape[0], *(sum(col) for col in fixed), *(sum(v * v for v in col) for col in fixed)]
 
 
-def standardiser_from_moments(moments: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """(mean, population standard deviation) per feature from summed :func:`feature_moments`; a feature of zero
-    variance gets standard deviation 1 (it is then only centred)."""
-    m = np.asarray(moments, dtype=np.float64)
-    if m.ndim != 1 or m.size < 3 or m.size % 2 != 1 or not m[0] >= 1:
+def add_moments(*moments: Sequence[int]) -> list[int]:
+    """The elementwise sum of several hospitals' :func:`feature_moments` (what the secure sum computes)."""
+    if not moments or len({len(m) for m in moments}) != 1:
+        raise ValueError("need at least one moment vector, all of one length")
+    return [sum(int(m[i]) for m in moments) for i in range(len(moments[0]))]
+
+
+def standardiser_from_moments(moments: Sequence[int]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """(mean, population standard deviation) per feature from summed :func:`feature_moments`, in exact rational
+    arithmetic; a feature of zero variance gets standard deviation 1 (it is then only centred)."""
+    m = [int(v) for v in moments]
+    if len(m) < 3 or len(m) % 2 != 1 or m[0] < 1:
         raise ValueError("moments must be [n >= 1, sums (d), sums of squares (d)]")
-    d = (m.size - 1) // 2
-    n = m[0]
-    mean = m[1 : 1 + d] / n
-    var = np.maximum(m[1 + d :] / n - mean * mean, 0.0)
-    std = np.sqrt(var)
-    std[std <= 1e-12 * np.maximum(1.0, np.abs(mean))] = 1.0
+    d, n = (len(m) - 1) // 2, m[0]
+    scale = 1 << FRACTION_BITS
+    mean = np.array([float(Fraction(m[1 + i], n * scale)) for i in range(d)])
+    var = [Fraction(n * m[1 + d + i] - m[1 + i] ** 2, (n * scale) ** 2) for i in range(d)]
+    if any(v < 0 for v in var):
+        raise ValueError("the sums of squares are smaller than the sums allow: not moments of real rows")
+    std = np.sqrt(np.array([float(v) for v in var]))
+    std[std == 0] = 1.0
     return mean, std
 
 
@@ -82,33 +97,29 @@ def stats_num_params(n_features: int) -> int:
     return (2 * n_features + 1) * LIMBS
 
 
-def encode_moments(moments: ArrayLike) -> NDArray[np.int64]:
-    """The limbs (each in ``[0, 2**LIMB_BITS)``, least significant first per moment) of fixed-point ``moments``."""
-    m = np.asarray(moments, dtype=np.float64)
-    if m.ndim != 1 or not np.all(np.isfinite(m)):
-        raise ValueError("moments must be a finite vector")
+def encode_moments(moments: Sequence[int]) -> NDArray[np.int64]:
+    """The limbs (each in ``[0, 2**LIMB_BITS)``, least significant first per moment) of integer ``moments``."""
     limit = 1 << (_TOTAL_BITS - 1 - 16)  # head room for the sum of up to 2**16 hospitals
-    out = np.empty(m.size * LIMBS, dtype=np.int64)
+    out = np.empty(len(moments) * LIMBS, dtype=np.int64)
     mask = (1 << LIMB_BITS) - 1
-    for i, v in enumerate(m.tolist()):
-        fixed = round(math.ldexp(v, FRACTION_BITS))
-        if abs(fixed) >= limit:
-            raise ValueError(f"moment {v!r} does not fit the statistics round's fixed-point range")
-        word = fixed % _MODULUS
+    for i, v in enumerate(moments):
+        if not isinstance(v, int | np.integer) or abs(int(v)) >= limit:
+            raise ValueError(f"moment {v!r} is not an integer of the statistics round's range")
+        word = int(v) % _MODULUS
         for j in range(LIMBS):
             out[i * LIMBS + j] = (word >> (j * LIMB_BITS)) & mask
     return out
 
 
 def moment_values(limbs: ArrayLike) -> NDArray[np.float64]:
-    """What a client sends for ``limbs`` (:func:`encode_moments`): ``limb - STATS_QUANT_RANGE``, which the step-1
-    grid quantises back to ``limb`` exactly."""
+    """What a client's limbs (:func:`encode_moments`) stand for on the round's grid: ``limb - STATS_QUANT_RANGE``
+    (the step-1 grid quantises it back to ``limb`` exactly)."""
     return np.asarray(limbs, dtype=np.float64) - STATS_QUANT_RANGE
 
 
-def decode_moment_sums(dequantised_sum: ArrayLike, n_contributors: int) -> NDArray[np.float64]:
-    """The exact sum of the contributors' fixed-point moments from the keyholder's dequantised sum of their
-    limbs (``sum of limbs - n * STATS_QUANT_RANGE``); ``ValueError`` if the values are not such a sum."""
+def decode_moment_sums(dequantised_sum: ArrayLike, n_contributors: int) -> list[int]:
+    """The exact sum of the contributors' integer moments from the keyholder's dequantised sum of their limbs
+    (``sum of limbs - n * STATS_QUANT_RANGE``); ``ValueError`` if the values are not such a sum."""
     v = np.asarray(dequantised_sum, dtype=np.float64)
     if v.ndim != 1 or v.size % LIMBS or n_contributors < 1:
         raise ValueError(f"a statistics sum has a multiple of {LIMBS} values and at least one contributor")
@@ -116,12 +127,12 @@ def decode_moment_sums(dequantised_sum: ArrayLike, n_contributors: int) -> NDArr
     ints = np.rint(raw)
     if not np.all(np.abs(raw - ints) < 1e-6) or ints.min(initial=0) < 0:
         raise ValueError("the statistics sum is not a sum of limbs")
-    limbs = ints.astype(np.int64).tolist()
-    out = np.empty(v.size // LIMBS, dtype=np.float64)
+    limbs = [int(q) for q in ints.tolist()]
     half = _MODULUS >> 1
-    for i in range(out.size):
-        word = sum(int(limbs[i * LIMBS + j]) << (j * LIMB_BITS) for j in range(LIMBS)) % _MODULUS
-        out[i] = math.ldexp(word - _MODULUS if word >= half else word, -FRACTION_BITS)
+    out = []
+    for i in range(v.size // LIMBS):
+        word = sum(limbs[i * LIMBS + j] << (j * LIMB_BITS) for j in range(LIMBS)) % _MODULUS
+        out.append(word - _MODULUS if word >= half else word)
     return out
 
 
