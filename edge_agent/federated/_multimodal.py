@@ -33,7 +33,36 @@ from edge_agent.federated._randomness import KeyedStream, derive_key
 from edge_agent.federated._trainer import LocalResult
 from streams.multimodal import CaseFeatures, FusionHead, MultimodalConfig, flatten_params, load_flat_params
 
-__all__ = ["MultimodalFlTrainer", "multimodal_trainer"]
+__all__ = ["MultimodalFlTrainer", "keyed_normal", "multimodal_trainer"]
+
+_TWO_PI = 2.0 * math.pi
+_ONE = np.uint64(0x3FF0000000000000)  # the bits of 1.0: OR-ed with 52 random mantissa bits gives [1, 2)
+
+
+def keyed_normal(key: bytes, n: int) -> NDArray[np.float64]:
+    """``n`` standard normal draws from the ChaCha20 keystream of ``key``, each the mean of four Box-Muller
+    normals times 2 (variance 1), as :meth:`KeyedStream.normal` and opacus's secure mode do.
+
+    The same keystream (the 32-byte key from :func:`derive_key`, ChaCha20, zero nonce) as ``KeyedStream``, in a
+    form that costs about a quarter as much per draw, so a DP-SGD step on the 206 722-parameter fusion head is not
+    dominated by its noise: the keystream is written into one preallocated buffer, uniforms in (0, 1] take 52
+    random mantissa bits each (no integer-to-float conversion), and both outputs of each Box-Muller pair
+    (``r cos θ``, ``r sin θ``, independent) are used.
+    """
+    if n == 0:
+        return np.empty(0, dtype=np.float64)
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+
+    pairs = 2 * n  # 4 normals per draw, 2 normals per pair
+    nbytes = 16 * pairs  # two 64-bit uniforms per pair
+    out = bytearray(nbytes + 64)
+    Cipher(algorithms.ChaCha20(key, bytes(16)), mode=None).encryptor().update_into(bytes(nbytes), out)
+    words = np.frombuffer(out, dtype="<u8", count=nbytes // 8)
+    u = 2.0 - ((words >> np.uint64(12)) | _ONE).view(np.float64)  # (0, 1]
+    r = np.sqrt(-2.0 * np.log(u[:pairs]))
+    theta = torch.from_numpy(_TWO_PI * u[pairs:])  # torch's vectorised cos/sin: numpy's are ~10x slower here
+    z = np.concatenate([r * theta.cos().numpy(), r * theta.sin().numpy()])
+    return np.asarray(z.reshape(4, n).sum(axis=0) / 2.0, dtype=np.float64)
 
 
 class MultimodalFlTrainer:
@@ -89,6 +118,7 @@ class MultimodalFlTrainer:
         self._clipper = LinearClipper(self._model, self._max_grad_norm)
         self._sgd = torch.optim.SGD(self._clipper.params, lr=lr)
         self._expected_batch_size = max(1, features.n // self._batches)
+        self._num_params = sum(p.numel() for p in self._clipper.params)
         self._history: list[tuple[float, float, int]] = []
 
     @property
@@ -125,18 +155,19 @@ class MultimodalFlTrainer:
         """Put back a history saved before a restart."""
         self._history = [(float(z), float(q), int(t)) for z, q, t in history]
 
-    def _step(
-        self, img: torch.Tensor, txt: torch.Tensor, pol: torch.Tensor, y: torch.Tensor, noise: KeyedStream
-    ) -> None:
+    def _step(self, img: torch.Tensor, txt: torch.Tensor, pol: torch.Tensor, y: torch.Tensor, noise_key: bytes) -> None:
         """One DP-SGD step: clipped per-example gradient sum, plus keyed Gaussian noise of standard deviation
         ``noise_multiplier * max_grad_norm``, divided by the expected batch size (opacus's ``mean`` reduction)."""
         with self._clipper.record():
             logits = self._model(img, txt, pol)
         clipped = self._clipper.clipped_sum(F.cross_entropy(logits, y, reduction="none"))
         std = self._noise_multiplier * self._max_grad_norm
+        z = torch.from_numpy(keyed_normal(noise_key, self._num_params))
+        offset = 0
         for p, g in zip(self._clipper.params, clipped.grads, strict=True):
-            z = torch.from_numpy(noise.normal(p.numel())).to(dtype=p.dtype).reshape(p.shape)
-            p.grad = (g + std * z) / self._expected_batch_size
+            part = z[offset : offset + p.numel()].to(dtype=p.dtype).reshape(p.shape)
+            offset += p.numel()
+            p.grad = (g + std * part) / self._expected_batch_size
         self._sgd.step()
 
     def train(self, global_params: NDArray[np.float64], round_id: int, rng: np.random.Generator) -> LocalResult:
@@ -156,7 +187,7 @@ class MultimodalFlTrainer:
             for _ in range(self._batches):
                 rows = KeyedStream(derive_key(key, "sample", round_id, step)).bernoulli(n, self._sample_rate)
                 idx = torch.from_numpy(np.flatnonzero(rows).astype(np.int64))
-                self._step(img[idx], txt[idx], pol[idx], y[idx], KeyedStream(derive_key(key, "noise", round_id, step)))
+                self._step(img[idx], txt[idx], pol[idx], y[idx], derive_key(key, "noise", round_id, step))
                 step += 1
         round_dp = (self._noise_multiplier, self._sample_rate, self._steps_per_round)
         self._history.append(round_dp)

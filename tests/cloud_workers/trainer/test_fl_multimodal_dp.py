@@ -10,7 +10,7 @@ import torch
 from numpy.typing import NDArray
 from torch.nn import functional as F
 
-from edge_agent.federated._multimodal import MultimodalFlTrainer
+from edge_agent.federated._multimodal import MultimodalFlTrainer, keyed_normal
 from edge_agent.federated._randomness import KeyedStream, derive_key
 from streams.multimodal import EMBED_DIM, CaseFeatures, FusionHead, LinearClipper, MultimodalConfig, load_flat_params
 
@@ -39,19 +39,21 @@ def _opacus_round(
         gsm = GradSampleModule(head)
         opt = DPOptimizer(torch.optim.SGD(head.parameters(), lr=LR), noise_multiplier=0.0, max_grad_norm=CLIP,
                           expected_batch_size=max(1, feat.n // batches), loss_reduction="mean")  # fmt: skip
-    noise: list[KeyedStream] = []
+    noise: list[bytes] = []
 
     def add_noise(_: object) -> None:
+        z = keyed_normal(noise[-1], sum(p.numel() for p in opt.params)) * NOISE * CLIP / opt.expected_batch_size
+        offset = 0
         for p in opt.params:
-            z = noise[-1].normal(p.numel()) * NOISE * CLIP / opt.expected_batch_size
-            p.grad += torch.from_numpy(z).to(p.dtype).reshape(p.shape)
+            p.grad += torch.from_numpy(z[offset : offset + p.numel()]).to(p.dtype).reshape(p.shape)
+            offset += p.numel()
 
     opt.attach_step_hook(add_noise)
     tensors = [torch.as_tensor(a) for a in (feat.img, feat.txt, feat.policy, feat.y)]
     for step in range(batches):
         rows = KeyedStream(derive_key(key, "sample", round_id, step)).bernoulli(feat.n, 1.0 / batches)
         idx = torch.from_numpy(np.flatnonzero(rows).astype(np.int64))
-        noise.append(KeyedStream(derive_key(key, "noise", round_id, step)))
+        noise.append(derive_key(key, "noise", round_id, step))
         opt.zero_grad()
         img, txt, pol = (t[idx].requires_grad_(True) for t in tensors[:3])  # as opacus's hooks want
         y = tensors[3][idx]
@@ -72,3 +74,11 @@ def test_round_update_equals_opacus_dp_sgd_with_the_same_keys() -> None:
     assert np.linalg.norm(reference) > 0
     np.testing.assert_allclose(ours.update, reference, rtol=0, atol=1e-5)
     assert ours.round_dp == (NOISE, trainer.sample_rate, trainer.steps_per_round)
+
+
+def test_keyed_normal_is_the_keystream_of_its_key_and_standard_normal() -> None:
+    a, b = keyed_normal(b"k" * 32, 200_000), keyed_normal(b"k" * 32, 200_000)
+    np.testing.assert_array_equal(a, b)  # reproducible from the key alone
+    assert not np.array_equal(a, keyed_normal(b"j" * 32, 200_000))
+    assert abs(a.mean()) < 0.01 and abs(a.var() - 1) < 0.01 and abs((a**4).mean() - 3) < 0.05
+    assert keyed_normal(b"k" * 32, 0).shape == (0,)
