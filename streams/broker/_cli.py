@@ -203,10 +203,11 @@ def _acls_apply(args: argparse.Namespace) -> int:
         return 2
     principals = _acl_principals(args)
     try:
+        # ACLs first, users second: a principal that can log in finds its ACLs already there (`acls wait`).
+        n = asyncio.run(apply_acls(settings, plan_acls(principals)))
         if args.create_users:
             n_users = asyncio.run(_create_users(settings, args.users_file, principals.all_users()))
             print(f"set {n_users} SCRAM-SHA-512 users on {settings.bootstrap_servers}")
-        n = asyncio.run(apply_acls(settings, plan_acls(principals)))
     except (AclApplyError, OSError, ValueError) as exc:
         print(f"acls apply failed: {exc}", file=sys.stderr)
         return 1
@@ -245,6 +246,9 @@ def _acls_export(args: argparse.Namespace) -> int:
     else:
         print(f"acls export failed: no user {args.user!r} in {args.users_file}", file=sys.stderr)
         return 1
+    if str(args.out) == "-":
+        print(f"MEDKIOSK_SASL_USERNAME={user}\nMEDKIOSK_SASL_PASSWORD={password}")
+        return 0
     args.out.mkdir(parents=True, exist_ok=True)
     for name, value in (("username", user), ("password", password)):
         path = args.out / name
@@ -256,6 +260,20 @@ def _acls_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _acls_wait(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from streams._settings import BusSettings
+    from streams.broker._scram import wait_until_authenticated
+
+    settings = BusSettings()
+    if asyncio.run(wait_until_authenticated(settings, timeout_s=args.timeout)):
+        print(f"{settings.sasl_username or 'anonymous'} authenticated at {settings.bootstrap_servers}")
+        return 0
+    print(f"acls wait: {settings.sasl_username!r} could not log in within {args.timeout:.0f}s", file=sys.stderr)
+    return 1
+
+
 def _add_acl_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     acls = subparsers.add_parser(
         "acls",
@@ -265,7 +283,7 @@ def _add_acl_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         "admin (MEDKIOSK_BOOTSTRAP_SERVERS, MEDKIOSK_SASL_*, or the admin of --users-file); export: one "
         "principal's credential files, for the service that runs as it.",
     )
-    sub = acls.add_subparsers(dest="acls_command", required=True, metavar="{plan,users,apply,export}")
+    sub = acls.add_subparsers(dest="acls_command", required=True, metavar="{plan,users,apply,export,wait}")
 
     def keys(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--keys-dir", type=Path, default=Path(".medkiosk/keys"), help="the key registry")
@@ -294,12 +312,23 @@ def _add_acl_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         help="first create (or update) every principal's SCRAM-SHA-512 user from --users-file",
     )
     apply.set_defaults(func=_acls_apply)
+    wait = sub.add_parser(
+        "wait",
+        help="block until this process's principal (MEDKIOSK_SASL_*) can log in: its user exists, so its ACLs do",
+    )
+    wait.add_argument("--timeout", type=float, default=600.0, help="seconds (default 600); exit 1 after")
+    wait.set_defaults(func=_acls_wait)
     export = sub.add_parser("export", help="write one principal's username and password files (0600) into --out")
     export.add_argument("--users-file", type=Path, default=_DEFAULT_USERS_FILE)
     who = export.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", help="the principal")
     who.add_argument("--admin", action="store_true", help="the file's admin (super user)")
-    export.add_argument("--out", type=Path, required=True, help="folder for the username and password files")
+    export.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="folder for the username and password files; '-': print MEDKIOSK_SASL_USERNAME/PASSWORD lines",
+    )
     export.set_defaults(func=_acls_export)
 
 

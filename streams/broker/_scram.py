@@ -16,7 +16,7 @@ from typing import Any
 
 from streams._settings import BusSettings
 
-__all__ = ["SCRAM_ITERATIONS", "ScramUserError", "salted_password", "upsert_scram_users"]
+__all__ = ["SCRAM_ITERATIONS", "ScramUserError", "salted_password", "upsert_scram_users", "wait_until_authenticated"]
 
 #: Kafka's minimum for SCRAM-SHA-512 is 4096; more costs every login that much more.
 SCRAM_ITERATIONS = 8192
@@ -117,3 +117,27 @@ async def upsert_scram_users(
     if failures:
         raise ScramUserError("the cluster refused SCRAM users:\n" + "\n".join(failures))
     return len(upsertions)
+
+
+async def wait_until_authenticated(settings: BusSettings, *, timeout_s: float, retry_s: float = 2.0) -> bool:
+    """Log in with *settings* and read the cluster's metadata, again every *retry_s* until it works or
+    *timeout_s* passes. ``acls apply --create-users`` creates users only after every ACL, so a principal
+    that can log in has its ACLs: a pod's init container waits on this instead of crash-looping."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import KafkaError
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        admin = AIOKafkaAdminClient(**settings.kafka_kwargs(), client_id=f"{settings.client_id}-wait")
+        try:
+            await asyncio.wait_for(admin.start(), timeout=max(1.0, min(30.0, deadline - loop.time())))
+            await asyncio.wait_for(admin.describe_cluster(), timeout=30)
+            return True
+        except (KafkaError, OSError, TimeoutError):
+            pass
+        finally:
+            await admin.close()
+        if loop.time() + retry_s > deadline:
+            return False
+        await asyncio.sleep(retry_s)

@@ -162,7 +162,8 @@ def _compose_commands(dockerfile: str, *, profiled: bool = False) -> list[list[s
         if bool(svc.get("profiles")) != profiled:
             continue
         command = svc.get("command", [])
-        if svc.get("entrypoint"):
+        # A script (`sh -euc`) is read for its medkiosk calls; the `sasl` entrypoint execs medkiosk with command.
+        if svc.get("entrypoint", [])[-1:] == ["-euc"]:
             for line in "\n".join(command).replace("\\\n", " ").splitlines():
                 words = shlex.split(line.replace("$$", "$"), comments=True)
                 if words[:1] == ["medkiosk"]:

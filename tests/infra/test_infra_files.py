@@ -178,23 +178,40 @@ def test_compose_keys_are_role_separated(services: dict[str, dict[str, Any]]) ->
         assert mounts[kiosk]["/keys"] == (f"keys-{kiosk}", True)
 
 
-def test_compose_keys_script_splits_roles(services: dict[str, dict[str, Any]], tmp_path: Path) -> None:
-    """Run the keys service's script (real `medkiosk keys init/export`) and inspect each role's folder."""
+def _run_compose_script(svc: dict[str, Any], root: Path, folders: dict[str, Path]) -> str:
+    """Run a one-shot service's ``sh -euc`` script here: real ``medkiosk`` calls, each container path in
+    *folders* mapped to a folder under *root*; ``chown`` only as root. Returns its stdout."""
     if shutil.which("sh") is None:
         pytest.skip("needs a POSIX shell")
-    script = services["keys"]["command"][0]
+    assert svc["entrypoint"] == ["/bin/sh", "-euc"]
+    script = svc["command"][0]
     assert not re.search(r"(?<!\$)\$(?!\$)", script), "a single $ would be interpolated by compose: write $$"
-    script = script.replace("$$", "$").replace("medkiosk keys ", f"{sys.executable} -m medkiosk keys ")
-    for folder in ("/keys/master", "/tmp/export", "/roles"):
-        script = script.replace(folder, f"{tmp_path}{folder}")
+    script = script.replace("$$", "$").replace("medkiosk ", f"{sys.executable} -m medkiosk ")
+    for container_path, here in sorted(folders.items(), key=lambda kv: -len(kv[0])):
+        script = script.replace(container_path, str(here))
     if os.geteuid() != 0:
-        script = script.replace("chown -R 10001:10001", ": chown")
-    roles = tmp_path / "roles"
+        script = re.sub(r"\bchown\b", ": chown", script)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDKIOSK_")}
+    proc = subprocess.run(
+        ["sh", "-euc", script], capture_output=True, text=True, timeout=120, check=False, env=env, cwd=root
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def _run_keys_script(services: dict[str, dict[str, Any]], root: Path) -> Path:
+    """The `keys` service's script into *root*; returns the folder of the role volumes."""
+    roles = root / "roles"
     for role in ("public", "gateway", *HOSPITALS, *KIOSKS):
         (roles / role).mkdir(parents=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDKIOSK_")}
-    proc = subprocess.run(["sh", "-euc", script], capture_output=True, text=True, timeout=120, check=False, env=env)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    folders = {f: root / f.lstrip("/") for f in ("/keys/master", "/tmp/export", "/roles")}
+    _run_compose_script(services["keys"], root, folders)
+    return roles
+
+
+def test_compose_keys_script_splits_roles(services: dict[str, dict[str, Any]], tmp_path: Path) -> None:
+    """Run the keys service's script (real `medkiosk keys init/export`) and inspect each role's folder."""
+    roles = _run_keys_script(services, tmp_path)
 
     def tree(role: str) -> set[str]:
         return {str(p.relative_to(roles / role)) for p in (roles / role).rglob("*") if p.is_file()}
@@ -211,6 +228,131 @@ def test_compose_keys_script_splits_roles(services: dict[str, dict[str, Any]], t
         files = tree(kiosk)
         assert {p.split("/")[1] for p in files if p.startswith("data/")} == {hospital}
         assert {p.split("/")[1] for p in files if p.startswith("signing/")} == {kiosk}
+
+
+# -------------------------------------------------------------------------------------- compose: Kafka security
+
+#: Principals of the plan with no compose service: they run on their own machines (FL roles) or in a cluster
+#: (KEDA); compose.yaml's header says how they get their credentials.
+RUN_ELSEWHERE = {"fl-coordinator", "fl-aggregator", "fl-keyholder", "keda"} | {f"fl-client-{h}" for h in HOSPITALS}
+CRED_MOUNT = "/run/kafka"
+
+
+def _kafka_clients(services: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """compose service -> the SASL principal it logs in as (MEDKIOSK_SASL_USERNAME)."""
+    return {
+        name: svc["environment"]["MEDKIOSK_SASL_USERNAME"]
+        for name, svc in _medkiosk_services(services).items()
+        if "MEDKIOSK_SASL_USERNAME" in svc["environment"]
+    }
+
+
+@pytest.fixture(scope="module")
+def kafka_users_run(services: dict[str, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The `keys` then the `kafka-users` service's scripts, for real; returns their root folder (creds/users.json
+    and one folder per credential volume under volumes/)."""
+    root = tmp_path_factory.mktemp("compose-kafka-users")
+    roles = _run_keys_script(services, root)
+    mounts = _volume_mounts(services["kafka-users"])
+    folders = {"/keys": roles / "public", "/creds": root / "creds"}
+    for target, (source, _) in mounts.items():
+        if target.startswith("/roles/"):
+            folders[target] = root / "volumes" / source
+            folders[target].mkdir(parents=True)
+    (root / "creds").mkdir()
+    _run_compose_script(services["kafka-users"], root, folders)
+    return root
+
+
+def test_compose_kafka_is_secured_and_ordered(services: dict[str, dict[str, Any]]) -> None:
+    kafka = services["kafka"]
+    env = kafka["environment"]
+    assert set(env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")) == {
+        f"{name}:SASL_PLAINTEXT" for name in ("INTERNAL", "CONTROLLER", "EXTERNAL")
+    }
+    assert env["KAFKA_SASL_ENABLED_MECHANISMS"] == "SCRAM-SHA-512"
+    assert env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    assert env["KAFKA_AUTHORIZER_CLASS_NAME"].endswith("StandardAuthorizer")
+    assert not any("password" in str(v).lower() or "jaas" in k.lower() for k, v in env.items())
+    assert kafka["entrypoint"] == ["/bin/sh", "/medkiosk/compose-kafka.sh"]
+    mounts = _volume_mounts(kafka)
+    assert mounts["/medkiosk/compose-kafka.sh"] == ("./infra/kafka/compose-kafka.sh", True)
+    assert mounts[CRED_MOUNT] == ("kafka-broker-admin", True)
+    assert "--command-config" in kafka["healthcheck"]["test"][1], "the healthcheck must log in too"
+    done = "service_completed_successfully"
+    assert kafka["depends_on"]["kafka-users"]["condition"] == done
+    acls = services["acls"]
+    assert acls["command"][:2] == ["acls", "apply"] and "--create-users" in acls["command"]
+    assert acls["depends_on"] == {"kafka": {"condition": "service_healthy"}, "kafka-users": {"condition": done}}
+    # Every process that runs on (not only once before) the system waits for the users and ACLs.
+    for name, svc in _medkiosk_services(services).items():
+        if svc.get("restart") != "no" or name == "auditor":
+            assert svc["depends_on"]["acls"]["condition"] == done, name
+
+
+def test_compose_each_process_has_only_its_own_credential(
+    services: dict[str, dict[str, Any]], kafka_users_run: Path
+) -> None:
+    from streams import Keyring
+    from streams.broker import principals_from_keyring
+
+    plan_users = set(principals_from_keyring(Keyring.load(kafka_users_run / "roles" / "public")).all_users())
+    users = json.loads((kafka_users_run / "creds" / "users.json").read_text())
+    assert set(users["users"]) == plan_users, "kafka-users must make exactly the plan's principals"
+    (admin,) = users["admin"]
+    clients = _kafka_clients(services)
+    assert {"gateway", "topics", *KIOSKS, *(f"subscriber-{h}" for h in HOSPITALS)} <= set(clients)
+    assert clients["gateway"] == "gateway-1" and clients["topics"] == admin
+    for kiosk in KIOSKS:
+        assert clients[kiosk] == kiosk
+    for hospital in HOSPITALS:
+        assert clients[f"subscriber-{hospital}"] == f"hospital-{hospital}"
+    named = set(clients.values()) - {admin}
+    assert len(named) == len([u for u in clients.values() if u != admin]), "two services share a principal"
+    assert named <= plan_users and plan_users - named == RUN_ELSEWHERE
+    sasl_entrypoint = services["gateway"]["entrypoint"]
+    holders: dict[str, set[str]] = {}
+    for name, svc in services.items():
+        for source, _ in _volume_mounts(svc).values():
+            holders.setdefault(source, set()).add(name)
+    for name, user in clients.items():
+        svc = services[name]
+        assert svc["environment"]["MEDKIOSK_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT", name
+        assert svc["environment"]["MEDKIOSK_SASL_MECHANISM"] == "SCRAM-SHA-512", name
+        assert "MEDKIOSK_SASL_PASSWORD" not in svc["environment"], f"{name}: a password in compose.yaml"
+        assert svc["entrypoint"] == sasl_entrypoint, name
+        volume = f"kafka-{user}"
+        assert _volume_mounts(svc)[CRED_MOUNT] == (volume, True), name
+        # Only this service (and the writer) sees this credential; the service sees no other.
+        assert holders[volume] == {name, "kafka-users"}, volume
+        others = [s for s, _ in _volume_mounts(svc).values() if s.startswith("kafka-") and s != volume]
+        assert not others, f"{name} mounts another principal's credential: {others}"
+        folder = kafka_users_run / "volumes" / volume
+        expected = users["admin"][admin] if user == admin else users["users"][user]
+        assert (folder / "username").read_text() == user, name
+        assert (folder / "password").read_text() == expected, name
+        assert (folder / "password").stat().st_mode & 0o077 == 0, f"{volume}: readable by others"
+    assert holders["kafka-users"] == {"kafka-users", "acls"}, "users.json holds every password"
+    broker_admin = kafka_users_run / "volumes" / "kafka-broker-admin"
+    assert (broker_admin / "username").read_text() == admin
+    assert holders["kafka-broker-admin"] == {"kafka", "kafka-users"}
+
+
+def test_compose_sasl_entrypoint_reads_the_mounted_password(
+    services: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    """The `sasl` entrypoint, run by sh as compose runs it: the password comes from /run/kafka/password, the
+    command is handed on untouched, and a missing password file stops the process."""
+    sh, flag, script, arg0 = services["gateway"]["entrypoint"]
+    (tmp_path / "password").write_text("s3cret")
+    script = script.replace("$$", "$").replace(CRED_MOUNT, str(tmp_path)).replace("exec medkiosk", "exec env")
+    assert "exec env" in script
+    proc = subprocess.run([sh, flag, script, arg0, "-u", "HOME"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "MEDKIOSK_SASL_PASSWORD=s3cret" in proc.stdout.splitlines()
+    (tmp_path / "password").unlink()
+    proc = subprocess.run([sh, flag, script, arg0], capture_output=True, text=True, check=False)
+    assert proc.returncode != 0 and "MEDKIOSK_SASL_PASSWORD" not in proc.stdout
 
 
 # ----------------------------------------------------------------------------------------------- Prometheus
