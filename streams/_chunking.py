@@ -6,7 +6,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from schemas import Chunk, RejectReason
@@ -67,7 +67,17 @@ class Reassembler:
     SHA-256 matches; incomplete payloads are dropped after ``ttl_s`` or when ``max_bytes`` is exceeded.
     """
 
-    def __init__(self, *, ttl_s: float = 600.0, max_bytes: int = 512 * 1024 * 1024, max_done: int = 65536) -> None:
+    def __init__(
+        self,
+        *,
+        ttl_s: float = 600.0,
+        max_bytes: int = 512 * 1024 * 1024,
+        max_done: int = 65536,
+        on_incomplete: Callable[[bytes, int, int, str], None] | None = None,
+    ) -> None:
+        #: Called as ``on_incomplete(payload_id, chunks_held, chunk_count, why)`` for each incomplete payload given
+        #: up on, so that a caller holding the chunks' records can dead-letter them.
+        self._on_incomplete = on_incomplete
         self._ttl_s = ttl_s
         self._max_bytes = max_bytes
         self._partials: dict[bytes, _Partial] = {}
@@ -142,6 +152,8 @@ class Reassembler:
                 part.count,
                 why,
             )
+            if self._on_incomplete is not None:
+                self._on_incomplete(pid, len(part.parts), part.count, why)
         self._drop(pid)
 
     def _expire(self, now: float) -> None:

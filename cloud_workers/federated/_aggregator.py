@@ -47,6 +47,7 @@ class Aggregator(FlRole):
         topics: FlTopics | None = None,
         ids: FlIdentities | None = None,
         hold_at: str | None = None,
+        chunk_ttl_s: float = 600.0,
     ) -> None:
         private = paillier_private_files(settings.keys_dir)
         if private:
@@ -58,7 +59,7 @@ class Aggregator(FlRole):
         self.instance, self.instances = instance, instances
         self._num_update_partitions = 0
         self.state = AggregatorState(model_name, public_key, self.owns)
-        self.assembler = UpdateAssembler()
+        self.assembler = UpdateAssembler(ttl_s=chunk_ttl_s)  # an update incomplete this long is dead-lettered
         self.out = Publisher(
             settings.state_dir / aggregator_id / "outbox.db", aggregator_id, settings, keyring, metrics
         )
@@ -120,7 +121,16 @@ class Aggregator(FlRole):
             self.fl.update(verdict.value)
         return verdict
 
+    async def _dead_letter_incomplete(self) -> None:
+        """Every chunk of an update the assembler gave up on goes to the dead-letter topic (never dropped)."""
+        for lost in self.assembler.given_up():
+            self.fl.update("rejected")
+            exc = EnvelopeRejected(RejectReason.REJECT_REASON_CHUNK_INVALID, lost.detail, producer_id=lost.producer_id)
+            for record in lost.records:
+                await self.reader.reject(record, exc)
+
     async def act(self) -> None:
+        await self._dead_letter_incomplete()
         if self.pending and await self.rounds_read_up():
             pending, self.pending = self.pending, []
             for update in pending:

@@ -20,6 +20,7 @@ from streams import EnvelopeRejected, LogEvent, Reassembler
 
 __all__ = [
     "AssembledUpdate",
+    "IncompleteUpdate",
     "UpdateAssembler",
     "assemble_parts",
     "contributors_digest",
@@ -28,6 +29,15 @@ __all__ = [
 ]
 
 _UPDATE_SCHEMA = ModelUpdate.DESCRIPTOR.full_name
+
+
+@dataclass(frozen=True, slots=True)
+class IncompleteUpdate:
+    """A chunked update the assembler gave up on: who sent it, the records of the chunks that came, and why."""
+
+    producer_id: str
+    records: tuple[ConsumerRecord[bytes, bytes], ...]
+    detail: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +84,31 @@ class UpdateAssembler:
     """Turns verified envelopes carrying ``ModelUpdate`` chunks (or whole updates) into complete updates.
 
     Chunks are grouped per (producer, payload id), so one producer cannot disturb another's reassembly;
-    a payload is released once, when every chunk is there and its digest matches.
+    a payload is released once, when every chunk is there and its digest matches. One left incomplete past
+    ``ttl_s`` (or evicted by the reassembler's memory bound) is given up on, and :meth:`given_up` hands its
+    chunks' records to the caller to dead-letter (``chunk_invalid``: the bus's reason for chunked input that
+    cannot be reassembled).
     """
 
     def __init__(self, *, ttl_s: float = 600.0, max_partials: int = 65536) -> None:
-        self._reassembler = Reassembler(ttl_s=ttl_s)
+        self._reassembler = Reassembler(ttl_s=ttl_s, on_incomplete=self._incomplete)
         self._parts: OrderedDict[bytes, dict[int, EnvelopeRef]] = OrderedDict()
+        #: The records of each partial update's chunks: what its dead letters carry if it is given up on.
+        self._records: dict[bytes, dict[int, ConsumerRecord[bytes, bytes]]] = {}
+        self._given_up: list[IncompleteUpdate] = []
         self._max_partials = max_partials
+
+    def _incomplete(self, ns: bytes, held: int, count: int, why: str) -> None:
+        producer, _, pid = ns.partition(b"\x00")
+        records = self._records.pop(ns, {})
+        self._parts.pop(ns, None)
+        detail = f"incomplete ModelUpdate {pid.hex()[:16]}: {held} of {count} chunks, given up ({why})"
+        self._given_up.append(IncompleteUpdate(producer.decode(), tuple(records[i] for i in sorted(records)), detail))
+
+    def given_up(self) -> list[IncompleteUpdate]:
+        """The incomplete updates given up on (expired or evicted) since the last call, each with its records."""
+        out, self._given_up = self._given_up, []
+        return out
 
     def add(self, event: LogEvent) -> AssembledUpdate | None:
         """Feed one event; returns the update it completes, if any. Raises ``EnvelopeRejected``."""
@@ -101,14 +129,17 @@ class UpdateAssembler:
         chunk.payload_id = ns
         parts = self._parts.setdefault(ns, {})
         parts.setdefault(chunk.index, envelope_ref(event))
+        self._records.setdefault(ns, {}).setdefault(chunk.index, event.record)
         while len(self._parts) > self._max_partials:
-            self._parts.popitem(last=False)
+            evicted, _ = self._parts.popitem(last=False)
+            self._records.pop(evicted, None)
         try:
             assembled = self._reassembler.add(chunk)
         except EnvelopeRejected as exc:
             raise EnvelopeRejected(exc.reason, exc.detail, producer_id=env.producer_id, seq=env.seq) from None
         if assembled is None:
             return None
+        self._records.pop(ns, None)
         refs = self._parts.pop(ns, {})
         if sorted(refs) != list(range(msg.count)):
             raise EnvelopeRejected(
