@@ -7,6 +7,10 @@ preload->hospital latency p50/p99 (seal time to arrival). With ``--profile`` the
 and the top functions by cumulative time are included.
 
     .venv/bin/python benchmarks/gateway.py [--events 20000] [--kiosks 20] [--engine tansu|kafka] [--profile]
+        [--gateways N] [--partitions P] [--sign-each] [--transactional]
+
+After the drain it checks the guarantees from the outputs alone: every routed envelope verifies and chains on at
+its hospital, every audit record verifies (batch proofs included), and the audit log names each input once.
 """
 
 from __future__ import annotations
@@ -26,8 +30,20 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from schemas import CardRead, IdentityCheck, IdentityVerdict, MedicalRecord
-from streams import BusSettings, ChainState, Keyring, export_role, hospital_topic, init_dev_keys, seal, topics_for
+from schemas import AuditRecord, CardRead, IdentityCheck, IdentityVerdict, MedicalRecord
+from streams import (
+    BusSettings,
+    ChainState,
+    ChainTracker,
+    Keyring,
+    RecordPipeline,
+    export_role,
+    hospital_topic,
+    init_dev_keys,
+    seal,
+    topics_for,
+)
+from streams._pipeline import Accepted, Duplicate, Rejected
 from streams.broker import make_local_broker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,7 +85,7 @@ async def _preload(settings: BusSettings, keys: Keyring, hospitals: list[str], k
         await producer.stop()
 
 
-async def _drain(settings: BusSettings, hospitals: list[str], n: int, gw_pid: int) -> dict[str, float]:
+async def _drain(settings: BusSettings, hospitals: list[str], n: int, gw_pids: list[int]) -> dict[str, object]:
     consumer = AIOKafkaConsumer(
         *(hospital_topic(h) for h in hospitals),
         bootstrap_servers=settings.bootstrap_servers,
@@ -80,7 +96,7 @@ async def _drain(settings: BusSettings, hospitals: list[str], n: int, gw_pid: in
     await consumer.start()
     latencies: list[float] = []
     first = None
-    cpu0 = _cpu_s(gw_pid)
+    cpu0 = sum(_cpu_s(p) for p in gw_pids)
     t0 = time.monotonic()
     try:
         while len(latencies) < n and time.monotonic() - t0 < 600:
@@ -90,10 +106,10 @@ async def _drain(settings: BusSettings, hospitals: list[str], n: int, gw_pid: in
                 for r in records:
                     if first is None:
                         first = time.monotonic()
-                        cpu0 = _cpu_s(gw_pid)
+                        cpu0 = sum(_cpu_s(p) for p in gw_pids)
                     latencies.append((now - MedicalRecord.FromString(r.value).timestamp) / 1e6)
         wall = time.monotonic() - (first or t0)
-        cpu = _cpu_s(gw_pid) - cpu0
+        cpu = sum(_cpu_s(p) for p in gw_pids) - cpu0
     finally:
         await consumer.stop()
     lat = sorted(latencies)
@@ -108,7 +124,60 @@ async def _drain(settings: BusSettings, hospitals: list[str], n: int, gw_pid: in
     }
 
 
-def _profile_top(path: Path, limit: int = 15) -> list[str]:
+async def _read_topics(settings: BusSettings, topics: list[str]) -> list[tuple[str, int, bytes]]:
+    """Everything on ``topics``, read until the log is quiet for a second."""
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=settings.bootstrap_servers,
+        auto_offset_reset="earliest",
+        group_id=None,
+        max_partition_fetch_bytes=8 << 20,
+    )
+    await consumer.start()
+    out: list[tuple[str, int, bytes]] = []
+    quiet = 0
+    try:
+        while quiet < 5:
+            batch = await consumer.getmany(timeout_ms=200, max_records=10_000)
+            got = [(r.topic, r.partition, r.value or b"") for rs in batch.values() for r in rs]
+            out.extend(got)
+            quiet = 0 if got else quiet + 1
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def _check_outputs(settings: BusSettings, keys: Keyring, hospitals: list[str], n: int) -> dict[str, object]:
+    """The guarantees, after the run: every kiosk chain whole at its hospital, every audit chain verifying, and
+    the audit log naming every input record exactly once."""
+    routed = await _read_topics(settings, [hospital_topic(h) for h in hospitals])
+    subscriber = RecordPipeline(keys, ChainTracker())
+    outcomes = [subscriber.open(t, p, v) for t, p, v in routed]
+    audits = await _read_topics(settings, ["audit.v1"])
+    auditor = RecordPipeline(keys, ChainTracker(), decrypt=True)
+    covered: set[tuple[int, int]] = set()
+    audit_rejects = 0
+    for t, p, v in audits:
+        outcome = auditor.open(t, p, v)
+        if isinstance(outcome, Rejected):
+            audit_rejects += 1
+        elif isinstance(outcome, Accepted) and isinstance(outcome.message, AuditRecord):
+            covered.add((outcome.message.source_partition, outcome.message.source_offset))
+    return {
+        "check_routed_accepted": sum(isinstance(o, Accepted) for o in outcomes),
+        "check_routed_duplicates": sum(isinstance(o, Duplicate) for o in outcomes),
+        "check_routed_rejected": sum(isinstance(o, Rejected) for o in outcomes),
+        "check_audit_records": len(audits),
+        "check_audit_rejected": audit_rejects,
+        "check_inputs_audited": len(covered),
+        "guarantees_ok": sum(isinstance(o, Accepted) for o in outcomes) == n
+        and not any(isinstance(o, Rejected) for o in outcomes)
+        and audit_rejects == 0
+        and len(covered) == n,
+    }
+
+
+def _profile_top(path: Path, limit: int = 25) -> list[str]:
     stats = pstats.Stats(str(path))
     rows = []
     for (file, line, func), (_cc, _nc, tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
@@ -122,8 +191,15 @@ def _profile_top(path: Path, limit: int = 15) -> list[str]:
 async def main_async(args: argparse.Namespace, bootstrap: str, tmp: Path) -> dict[str, object]:
     hospitals = ["H1", "H2"]
     keys_dir = tmp / "keys"
-    init_dev_keys(keys_dir, hospitals=hospitals, kiosks={f"k{i}": hospitals[i % 2] for i in range(args.kiosks)})
-    export_role(keys_dir, tmp / "gw", producer_id="gateway-1")
+    gateway_ids = [f"gateway-{i + 1}" for i in range(args.gateways)]
+    init_dev_keys(
+        keys_dir,
+        hospitals=hospitals,
+        kiosks={f"k{i}": hospitals[i % 2] for i in range(args.kiosks)},
+        services=gateway_ids,
+    )
+    for gid in gateway_ids:
+        export_role(keys_dir, tmp / gid, producer_id=gid)
     settings = BusSettings(bootstrap_servers=bootstrap, keys_dir=keys_dir, topic_partitions=args.partitions)
     from streams import apply_topics
 
@@ -132,29 +208,38 @@ async def main_async(args: argparse.Namespace, bootstrap: str, tmp: Path) -> dic
     await _preload(settings, Keyring.load(keys_dir), hospitals, args.kiosks, args.events)
     preload_s = time.monotonic() - t0
     prof = tmp / "gateway.prof"
-    cmd = [sys.executable]
-    if args.profile:
-        cmd += ["-m", "cProfile", "-o", str(prof)]
-    cmd += ["-m", "medkiosk", "gateway", "--bootstrap", bootstrap, "--keys-dir", str(tmp / "gw")]
-    cmd += ["--state-dir", str(tmp / "state")]
-    if args.transactional:
-        cmd.append("--transactional")
     env = {**os.environ, "MEDKIOSK_LOG_LEVEL": "ERROR"}
     if args.engine == "kafka":
         env["MEDKIOSK_ENABLE_IDEMPOTENCE"] = "true"
-    gw = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: ASYNC220
+    procs: list[subprocess.Popen[bytes]] = []
+    for gid in gateway_ids:
+        cmd = [sys.executable]
+        if args.profile and gid == "gateway-1":
+            cmd += ["-m", "cProfile", "-o", str(prof)]
+        cmd += ["-m", "medkiosk", "gateway", "--gateway-id", gid, "--bootstrap", bootstrap]
+        cmd += ["--keys-dir", str(tmp / gid), "--state-dir", str(tmp / "state")]
+        if args.transactional:
+            cmd.append("--transactional")
+        if args.sign_each:
+            cmd.append("--sign-each")
+        procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # noqa: ASYNC220
     try:
-        result = await _drain(settings, hospitals, args.events, gw.pid)
+        result = await _drain(settings, hospitals, args.events, [p.pid for p in procs])
     finally:
-        gw.send_signal(signal.SIGINT)
-        try:
-            gw.wait(60)
-        except subprocess.TimeoutExpired:
-            gw.kill()
+        for gw in procs:
+            gw.send_signal(signal.SIGINT)
+        for gw in procs:
+            try:
+                gw.wait(60)
+            except subprocess.TimeoutExpired:
+                gw.kill()
+    result.update(await _check_outputs(settings, Keyring.load(keys_dir), hospitals, args.events))
     out: dict[str, object] = {
         "benchmark": "gateway",
         "engine": args.engine,
         "transactional": args.transactional,
+        "audit_signing": "each" if args.sign_each else "batch",
+        "gateways": args.gateways,
         "events": args.events,
         "kiosks": args.kiosks,
         "partitions": args.partitions,
@@ -177,6 +262,8 @@ def main() -> None:
     p.add_argument("--partitions", type=int, default=3)
     p.add_argument("--engine", choices=["tansu", "kafka"], default="tansu")
     p.add_argument("--transactional", action="store_true", help="the gateway's Kafka-transaction mode (kafka only)")
+    p.add_argument("--gateways", type=int, default=1, help="gateway processes in one consumer group")
+    p.add_argument("--sign-each", action="store_true", help="one ECDSA signature per audit record (not per batch)")
     p.add_argument("--profile", action="store_true", help="run the gateway under cProfile and report its top items")
     p.add_argument("--keep-profile", type=Path, help="copy the cProfile output here")
     args = p.parse_args()

@@ -21,7 +21,12 @@ def _gateway(args: argparse.Namespace) -> int:
     configure_logging()
     ctx = service_context(args, args.gateway_id)
     gateway = Gateway(
-        GatewayConfig(gateway_id=args.gateway_id, group_id=args.group, transactional=args.transactional),
+        GatewayConfig(
+            gateway_id=args.gateway_id,
+            group_id=args.group,
+            transactional=args.transactional,
+            batch_sign=not args.sign_each,
+        ),
         ctx.settings,
         ctx.keyring,
         ctx.metrics,
@@ -132,6 +137,12 @@ def add_cloud_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         action="store_true",
         help="exactly-once output through Kafka transactions (Apache Kafka only; readers use read_committed) "
         "instead of the local outbox",
+    )
+    gw.add_argument(
+        "--sign-each",
+        action="store_true",
+        help="one ECDSA signature per audit record instead of one per batch (the default signs a batch's "
+        "Merkle root once and gives every record its inclusion proof; docs/ENVELOPE.md section 3a)",
     )
     gw.add_argument(
         "--drain", type=float, default=10.0, help="seconds to keep sending the outbox after SIGTERM (default 10)"

@@ -12,7 +12,7 @@ from schemas.v1.audit_pb2 import AuditRecord
 from schemas.v1.chunk_pb2 import Chunk
 from schemas.v1.control_pb2 import ScalingCommand
 from schemas.v1.dlq_pb2 import DeadLetter, RejectReason
-from schemas.v1.envelope_pb2 import Encryption, MedicalRecord, Signature
+from schemas.v1.envelope_pb2 import BatchProof, Encryption, MedicalRecord, Signature
 from schemas.v1.federated_pb2 import (
     AccountantState,
     ClientPrivacy,
@@ -44,6 +44,7 @@ __all__ = [
     "MESSAGE_TYPES",
     "AccountantState",
     "AuditRecord",
+    "BatchProof",
     "CardRead",
     "Chunk",
     "ClientPrivacy",

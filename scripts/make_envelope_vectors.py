@@ -24,9 +24,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from schemas import CardRead, IdentityCheck, IdentityVerdict, MedicalRecord, RejectReason, Telemetry  # noqa: E402
-from streams import ChainState, ChainTracker, Keyring, envelope_hash, header_bytes, seal  # noqa: E402
+from streams import (  # noqa: E402
+    BatchItem,
+    ChainState,
+    ChainTracker,
+    Keyring,
+    batch_digest,
+    envelope_hash,
+    header_bytes,
+    seal,
+    seal_batch,
+)
 from streams._envelope import _ECDSA, P256_ORDER, _signed_digest  # noqa: E402
 from streams._keys import DataKey, SigningKey  # noqa: E402
+from streams._merkle import leaf_hash, tree_root  # noqa: E402
 from streams._pipeline import Accepted, Duplicate, RecordPipeline, Rejected  # noqa: E402
 
 KIOSK_SCALAR = 0x6B696F736B2D312D76312D746573742D766563746F722D6B6579210000000001
@@ -139,6 +150,35 @@ def main() -> None:
             }
         )
 
+    # A batch-signed chain (docs/ENVELOPE.md section 3a): 5 envelopes of a kiosk-1 chain sealed together with one
+    # signature, checked by a verifier of its own (the chain starts at genesis again). 5 leaves, so the tree is
+    # unbalanced (RFC 9162 splits at the largest power of two below n).
+    items = [BatchItem(check(10 + n), TOPIC, "H1", data_key) for n in range(5)]
+    batch, _ = seal_batch(items, signing_key=signer, chains={TOPIC: ChainState()}, timestamp_ns=T0 + 10_000_000)
+    digests = [_signed_digest(header_bytes(rec), rec.encrypted_data) for rec in batch]
+    root = tree_root([leaf_hash(d) for d in digests])
+    batch_out: list[dict[str, Any]] = []
+    for rec, digest in zip(batch, digests, strict=True):
+        batch_out.append(
+            {
+                "topic": TOPIC,
+                "seq": rec.seq,
+                "prev_hash": rec.prev_hash.hex(),
+                "header_bytes": header_bytes(rec).hex(),
+                "signed_digest": digest.hex(),
+                "leaf_hash": leaf_hash(digest).hex(),
+                "index": rec.batch.index,
+                "size": rec.batch.size,
+                "path": [h.hex() for h in rec.batch.path],
+                "root": root.hex(),
+                "batch_digest": batch_digest(root, len(batch)).hex(),
+                "signature_r": rec.signature.r.hex(),
+                "signature_s": rec.signature.s.hex(),
+                "envelope_hash": envelope_hash(rec).hex(),
+                "wire": rec.SerializeToString().hex(),
+            }
+        )
+
     first, second, third = valid
     invalid: list[tuple[str, MedicalRecord | bytes, str, int, list[MedicalRecord]]] = []
 
@@ -214,6 +254,43 @@ def main() -> None:
     )  # fmt: skip
     add("seq reused with other content", other_two, RejectReason.REJECT_REASON_REPLAYED_SEQ, before=[first, second])
 
+    b0, b1 = batch[0], batch[1]
+    bad = _copy(b0)
+    bad.batch.path[1] = bytes(a ^ 1 for a in bad.batch.path[1][:1]) + bad.batch.path[1][1:]
+    add("batch: a sibling hash in the proof changed", bad, RejectReason.REJECT_REASON_BAD_SIGNATURE)
+    bad = _copy(b1)
+    del bad.batch.path[:]
+    bad.batch.path.extend(b0.batch.path)
+    add("batch: another leaf's proof", bad, RejectReason.REJECT_REASON_BAD_SIGNATURE, before=[b0])
+    bad = _copy(b0)
+    bad.batch.size = 6  # the same path length for leaf 0, but the signature covers the size
+    add("batch: size changed", bad, RejectReason.REJECT_REASON_BAD_SIGNATURE)
+    bad = _copy(b0)
+    bad.ClearField("batch")
+    add("batch: proof stripped (a batch signature posing as a single one)", bad,
+        RejectReason.REJECT_REASON_BAD_SIGNATURE)  # fmt: skip
+    bad = _copy(first)
+    bad.batch.CopyFrom(b0.batch)
+    add("batch: proof added to a singly signed envelope", bad, RejectReason.REJECT_REASON_BAD_SIGNATURE)
+    bad = _copy(b0)
+    del bad.batch.path[-1]
+    add("batch: proof one hash short", bad, RejectReason.REJECT_REASON_MALFORMED)
+    bad = _copy(b0)
+    bad.batch.path.append(bytes(32))
+    add("batch: proof one hash too long", bad, RejectReason.REJECT_REASON_MALFORMED)
+    bad = _copy(b0)
+    bad.batch.path[0] = bad.batch.path[0][:31]
+    add("batch: proof hash of 31 bytes", bad, RejectReason.REJECT_REASON_MALFORMED)
+    bad = _copy(b0)
+    bad.batch.size = 0
+    add("batch: size 0", bad, RejectReason.REJECT_REASON_MALFORMED)
+    bad = _copy(b0)
+    bad.batch.index = 5
+    add("batch: index not below size", bad, RejectReason.REJECT_REASON_MALFORMED)
+    bad = _copy(b0)
+    bad.batch.size = 70000
+    add("batch: size above 65536", bad, RejectReason.REJECT_REASON_MALFORMED)
+
     with tempfile.TemporaryDirectory() as tmp:
         keys_dir = Path(tmp)
         _write_keys(keys_dir, kiosk_key, other_key)
@@ -239,6 +316,9 @@ def main() -> None:
         pipe = RecordPipeline(keyring, ChainTracker())
         outcomes = [pipe.open(TOPIC, 0, r.SerializeToString()) for r in (*valid, first)]
         assert [type(o) for o in outcomes] == [Accepted, Accepted, Accepted, Duplicate]
+        pipe = RecordPipeline(keyring, ChainTracker())
+        outcomes = [pipe.open(TOPIC, 0, r.SerializeToString()) for r in batch]
+        assert all(isinstance(o, Accepted) for o in outcomes), outcomes
 
     out = {
         "spec": "docs/ENVELOPE.md",
@@ -262,11 +342,15 @@ def main() -> None:
             "data/H1/v1.key": DATA_KEY.hex(),
         },
         "valid_chain": valid_out,
+        "batch_chain": batch_out,
         "duplicate": {"wire": first.SerializeToString().hex(), "after": "valid_chain", "outcome": "duplicate"},
         "invalid": invalid_out,
     }
     (ROOT / "docs" / "envelope-vectors.json").write_text(json.dumps(out, indent=1) + "\n")
-    print(f"wrote {len(valid_out)} valid and {len(invalid_out)} invalid vectors", file=sys.stderr)
+    print(
+        f"wrote {len(valid_out)} valid, {len(batch_out)} batch-signed and {len(invalid_out)} invalid vectors",
+        file=sys.stderr,
+    )
 
 
 def _replace(rec: MedicalRecord, **fields: Any) -> MedicalRecord:

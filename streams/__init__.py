@@ -30,9 +30,11 @@ from streams._dlq import DeadLetterLimits, DeadLetterSink, dead_letter_for
 from streams._envelope import (
     DEFAULT_LIMITS,
     GENESIS_HASH,
+    BatchItem,
     ChainState,
     EnvelopeLimits,
     Opened,
+    batch_digest,
     decode_payload,
     decrypt,
     envelope_hash,
@@ -40,6 +42,7 @@ from streams._envelope import (
     open_envelope,
     parse,
     seal,
+    seal_batch,
     verify_signature,
 )
 from streams._errors import EnvelopeRejected, reason_label
@@ -71,6 +74,7 @@ __all__ = [
     "KIOSK_INFERENCE",
     "KIOSK_TELEMETRY",
     "Accepted",
+    "BatchItem",
     "BusMetrics",
     "BusSettings",
     "ChainLink",
@@ -108,6 +112,7 @@ __all__ = [
     "TopicSpec",
     "VerifiedEvent",
     "apply_topics",
+    "batch_digest",
     "check_policy",
     "configure_logging",
     "dead_letter_for",
@@ -126,6 +131,7 @@ __all__ = [
     "run_consumer",
     "run_until_stopped",
     "seal",
+    "seal_batch",
     "serve_metrics",
     "spec_for",
     "split_payload",

@@ -203,6 +203,10 @@ class EnvelopeConsumer:
                 continue
             consumer.seek(tp, stored)
 
+    def assignment(self) -> set[TopicPartition]:
+        """The partitions this consumer holds now (empty before it has joined its group)."""
+        return set(self._consumer.assignment()) if self._consumer is not None else set()
+
     def _lag(self) -> list[tuple[str, int, int]]:
         consumer = self._consumer
         if consumer is None:

@@ -10,6 +10,8 @@ import hashlib
 import os
 import struct
 import time
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -22,18 +24,20 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from google.protobuf.message import DecodeError, Message
-from google.protobuf.unknown_fields import UnknownFieldSet
 
 from schemas import Encryption, MedicalRecord, RejectReason, message_type
 from streams._errors import EnvelopeRejected
 from streams._keys import DataKey, Keyring, SigningKey
+from streams._merkle import MAX_BATCH, all_paths, leaf_hash, path_length, root_from_path
 
 __all__ = [
     "DEFAULT_LIMITS",
     "GENESIS_HASH",
+    "BatchItem",
     "ChainState",
     "EnvelopeLimits",
     "Opened",
+    "batch_digest",
     "decode_payload",
     "decrypt",
     "envelope_hash",
@@ -41,11 +45,13 @@ __all__ = [
     "open_envelope",
     "parse",
     "seal",
+    "seal_batch",
     "verify_signature",
 ]
 
 GENESIS_HASH = bytes(32)
 _MAGIC = b"MKENV1\x00"
+_BATCH_MAGIC = b"MKBATCH1\x00"
 _FIXED = struct.Struct(">qQiB")
 _NONCE = 12
 _ECDSA = ec.ECDSA(Prehashed(hashes.SHA256()))
@@ -116,12 +122,29 @@ def _signed_digest(header: bytes, data: bytes, data_digest: bytes | None = None)
 
 def envelope_hash(rec: MedicalRecord, *, header: bytes | None = None, data_digest: bytes | None = None) -> bytes:
     """SHA-256 identity of an envelope: what the next envelope's ``prev_hash`` must name. ``header`` and
-    ``data_digest`` (SHA-256 of ``encrypted_data``) may be passed when the caller already has them."""
+    ``data_digest`` (SHA-256 of ``encrypted_data``) may be passed when the caller already has them.
+
+    A batch-signed envelope's identity is its signed digest (header and data, not the batch's shared
+    signature): the next envelope of the chain is in the same batch, and must name it before it is signed."""
     h = hashlib.sha256(header if header is not None else header_bytes(rec))
     h.update(data_digest or hashlib.sha256(rec.encrypted_data).digest())
-    h.update(rec.signature.r)
-    h.update(rec.signature.s)
+    if not rec.HasField("batch"):
+        h.update(rec.signature.r)
+        h.update(rec.signature.s)
     return h.digest()
+
+
+def batch_digest(root: bytes, size: int) -> bytes:
+    """What a batch signature signs: ``SHA-256("MKBATCH1\\0" || u32 size || root)``."""
+    return hashlib.sha256(_BATCH_MAGIC + struct.pack(">I", size) + root).digest()
+
+
+def _sign_digest(signing_key: SigningKey, digest: bytes) -> tuple[bytes, bytes]:
+    der = signing_key.private_key.sign(digest, _ECDSA)
+    r, s = decode_dss_signature(der)
+    if s > _HALF_ORDER:
+        s = P256_ORDER - s
+    return r.to_bytes(32, "big"), s.to_bytes(32, "big")
 
 
 def seal(
@@ -156,13 +179,74 @@ def seal(
         rec.encrypted_data = nonce + AESGCM(data_key.key).encrypt(nonce, payload, header)
     else:
         rec.encrypted_data = payload
-    der = signing_key.private_key.sign(_signed_digest(header, rec.encrypted_data), _ECDSA)
-    r, s = decode_dss_signature(der)
-    if s > _HALF_ORDER:
-        s = P256_ORDER - s
-    rec.signature.r = r.to_bytes(32, "big")
-    rec.signature.s = s.to_bytes(32, "big")
+    rec.signature.r, rec.signature.s = _sign_digest(signing_key, _signed_digest(header, rec.encrypted_data))
     return rec, ChainState(rec.seq, envelope_hash(rec))
+
+
+@dataclass(frozen=True, slots=True)
+class BatchItem:
+    """One message of a batch to seal: it goes in ``stream`` (its topic), for ``hospital_id``."""
+
+    message: Message
+    stream: str
+    hospital_id: str = ""
+    data_key: DataKey | None = None
+
+
+def seal_batch(
+    items: Sequence[BatchItem],
+    *,
+    signing_key: SigningKey,
+    chains: dict[str, ChainState],
+    timestamp_ns: int | None = None,
+) -> tuple[list[MedicalRecord], dict[str, ChainState]]:
+    """Seal ``items`` with ONE signature: each envelope is chained in its stream as ``seal`` would, its
+    signed digest is a leaf of a Merkle tree, the root is signed once, and every envelope carries its
+    inclusion proof, so each one still verifies on its own. Returns the envelopes and the chains after them
+    (``chains`` is not modified). Batches of more than ``MAX_BATCH`` items are split."""
+    chains = dict(chains)
+    out: list[MedicalRecord] = []
+    now = time.time_ns() if timestamp_ns is None else timestamp_ns
+    for start in range(0, len(items), MAX_BATCH):
+        part = items[start : start + MAX_BATCH]
+        recs: list[MedicalRecord] = []
+        leaves: list[bytes] = []
+        for item in part:
+            chain = chains.get(item.stream, ChainState())
+            rec = MedicalRecord(
+                hospital_id=item.hospital_id,
+                timestamp=now,
+                producer_id=signing_key.producer_id,
+                seq=chain.seq + 1,
+                key_id=item.data_key.key_id if item.data_key else "",
+                schema=item.message.DESCRIPTOR.full_name,
+                prev_hash=chain.prev_hash,
+                encryption=Encryption.ENCRYPTION_AES256_GCM if item.data_key else Encryption.ENCRYPTION_NONE,
+                stream=item.stream,
+            )
+            rec.signature.v = signing_key.version
+            header = header_bytes(rec)
+            payload = item.message.SerializeToString(deterministic=True)
+            if item.data_key is not None:
+                nonce = os.urandom(_NONCE)
+                rec.encrypted_data = nonce + AESGCM(item.data_key.key).encrypt(nonce, payload, header)
+            else:
+                rec.encrypted_data = payload
+            digest = _signed_digest(header, rec.encrypted_data)
+            # The identity of a batch-signed envelope is its signed digest (see ``envelope_hash``).
+            chains[item.stream] = ChainState(rec.seq, digest)
+            recs.append(rec)
+            leaves.append(leaf_hash(digest))
+        root, paths = all_paths(leaves)
+        r, s = _sign_digest(signing_key, batch_digest(root, len(recs)))
+        for index, (rec, path) in enumerate(zip(recs, paths, strict=True)):
+            rec.signature.r = r
+            rec.signature.s = s
+            rec.batch.size = len(recs)
+            rec.batch.index = index
+            rec.batch.path.extend(path)
+        out.extend(recs)
+    return out, chains
 
 
 def parse(raw: bytes, limits: EnvelopeLimits = DEFAULT_LIMITS) -> MedicalRecord:
@@ -178,7 +262,7 @@ def parse(raw: bytes, limits: EnvelopeLimits = DEFAULT_LIMITS) -> MedicalRecord:
     except DecodeError as exc:
         raise EnvelopeRejected(RejectReason.REJECT_REASON_MALFORMED, f"not an envelope: {exc}") from None
     # One envelope, one encoding: unknown or repeated fields would let many byte strings carry one signature.
-    if _has_unknown_fields(rec) or rec.SerializeToString(deterministic=True) != raw:
+    if not _canonical(rec, raw):
         raise EnvelopeRejected(
             RejectReason.REJECT_REASON_MALFORMED,
             "not the canonical encoding (unknown, repeated or out-of-order fields)",
@@ -212,9 +296,50 @@ def parse(raw: bytes, limits: EnvelopeLimits = DEFAULT_LIMITS) -> MedicalRecord:
         problem = "signature r/s must be 32 bytes"
     elif rec.encryption == Encryption.ENCRYPTION_NONE and rec.key_id:
         problem = "key_id must be empty when the envelope is not encrypted"
+    elif rec.HasField("batch"):
+        problem = _batch_problem(rec)
     if problem:
         raise EnvelopeRejected(RejectReason.REJECT_REASON_MALFORMED, problem, producer_id=rec.producer_id, seq=rec.seq)
     return rec
+
+
+def _batch_problem(rec: MedicalRecord) -> str:
+    b = rec.batch
+    if not 1 <= b.size <= MAX_BATCH:
+        return f"batch size {b.size} out of range 1..{MAX_BATCH}"
+    if b.index >= b.size:
+        return f"batch index {b.index} not below size {b.size}"
+    if len(b.path) != path_length(b.index, b.size):
+        return f"batch proof has {len(b.path)} hashes; leaf {b.index} of {b.size} needs {path_length(b.index, b.size)}"
+    if any(len(p) != 32 for p in b.path):
+        return "batch proof hashes must be 32 bytes"
+    return ""
+
+
+class _VerifiedBatches:
+    """Batch signatures already verified, so the other envelopes of a batch cost hashes, not an ECDSA
+    verify. Keyed by every input of the verification, and by the public key object itself: a positive
+    result is reused only for the very same key, digest and signature."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._seen: OrderedDict[tuple[bytes, bytes, bytes], ec.EllipticCurvePublicKey] = OrderedDict()
+
+    def known(self, key: tuple[bytes, bytes, bytes], public: ec.EllipticCurvePublicKey) -> bool:
+        hit = self._seen.get(key)
+        if hit is public:
+            self._seen.move_to_end(key)
+            return True
+        return False
+
+    def add(self, key: tuple[bytes, bytes, bytes], public: ec.EllipticCurvePublicKey) -> None:
+        self._seen[key] = public
+        self._seen.move_to_end(key)
+        while len(self._seen) > self._size:
+            self._seen.popitem(last=False)
+
+
+_VERIFIED_BATCHES = _VerifiedBatches()
 
 
 def verify_signature(
@@ -244,10 +369,20 @@ def verify_signature(
             producer_id=rec.producer_id,
             seq=rec.seq,
         )
-    sig = encode_dss_signature(r, s)
     try:
         head = header if header is not None else header_bytes(rec)
-        public.verify(sig, _signed_digest(head, rec.encrypted_data, data_digest), _ECDSA)
+        digest = _signed_digest(head, rec.encrypted_data, data_digest)
+        if rec.HasField("batch"):
+            root = root_from_path(leaf_hash(digest), rec.batch.index, rec.batch.size, rec.batch.path)
+            if root is None:
+                raise InvalidSignature
+            digest = batch_digest(root, rec.batch.size)
+            cache_key = (digest, rec.signature.r, rec.signature.s)
+            if not _VERIFIED_BATCHES.known(cache_key, public):
+                public.verify(encode_dss_signature(r, s), digest, _ECDSA)
+                _VERIFIED_BATCHES.add(cache_key, public)
+        else:
+            public.verify(encode_dss_signature(r, s), digest, _ECDSA)
     except InvalidSignature:
         raise EnvelopeRejected(
             RejectReason.REJECT_REASON_BAD_SIGNATURE,
@@ -319,7 +454,7 @@ def decode_payload(rec: MedicalRecord, payload: bytes) -> Message:
         ) from None
     # Protobuf parsing is lenient: another message's bytes often parse. Producers serialise
     # deterministically, so the payload must be exactly the canonical encoding of the declared schema.
-    if _has_unknown_fields(msg) or msg.SerializeToString(deterministic=True) != payload:
+    if not _canonical(msg, payload):
         raise EnvelopeRejected(
             RejectReason.REJECT_REASON_DECODE_FAILED,
             f"payload is not the canonical encoding of {rec.schema} (unknown fields or other field layout)",
@@ -329,21 +464,13 @@ def decode_payload(rec: MedicalRecord, payload: bytes) -> Message:
     return msg
 
 
-def _has_unknown_fields(msg: Message) -> bool:
-    if len(UnknownFieldSet(msg)):
-        return True
-    for fd, value in msg.ListFields():
-        if fd.message_type is None:
-            continue
-        if fd.message_type.GetOptions().map_entry:
-            values = value.values() if fd.message_type.fields_by_name["value"].message_type is not None else []
-        elif fd.is_repeated:
-            values = value
-        else:
-            values = [value]
-        if any(_has_unknown_fields(v) for v in values):
-            return True
-    return False
+def _canonical(msg: Message, raw: bytes) -> bool:
+    """Whether ``raw`` is exactly the canonical encoding of ``msg`` (parsed from it) with no unknown fields.
+
+    Unknown fields, at any depth, are dropped first (``DiscardUnknownFields`` is recursive), so bytes that
+    carried any cannot equal the re-encoding: one serialisation checks both rules."""
+    msg.DiscardUnknownFields()
+    return msg.SerializeToString(deterministic=True) == raw
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from google.protobuf.message import Message
 
-from streams._envelope import ChainState, seal
+from streams._envelope import BatchItem, ChainState, seal, seal_batch
 from streams._keys import DataKey, SigningKey
 
 __all__ = ["Outbox", "OutboxRow", "SealRequest"]
@@ -66,10 +66,12 @@ class Outbox:
     stalls the loop.
     """
 
-    def __init__(self, path: Path, *, signing_key: SigningKey | None = None) -> None:
+    def __init__(self, path: Path, *, signing_key: SigningKey | None = None, batch_sign: bool = False) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._signing_key = signing_key
+        #: Seal the requests of one ``put`` with one batch signature (a Merkle root; ``seal_batch``).
+        self.batch_sign = batch_sign
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -108,7 +110,14 @@ class Outbox:
             chains = dict(self._chains)
             rows: list[tuple[str, bytes, bytes, int]] = []
             seqs: list[int] = []
-            for req in requests:
+            if self.batch_sign and requests:
+                assert self._signing_key is not None
+                items = [BatchItem(req.message, req.topic, req.hospital_id, req.data_key) for req in requests]
+                recs, chains = seal_batch(items, signing_key=self._signing_key, chains=chains, timestamp_ns=now)
+                for req, rec in zip(requests, recs, strict=True):
+                    rows.append((req.topic, req.key, rec.SerializeToString(), now))
+                    seqs.append(rec.seq)
+            for req in requests if not self.batch_sign else ():
                 assert self._signing_key is not None
                 rec, chains[req.topic] = seal(
                     req.message,

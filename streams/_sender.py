@@ -5,17 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
 
 from streams._metrics import BusMetrics
 from streams._outbox import Outbox
 from streams._settings import BusSettings
 from streams._tasks import supervise
 
-__all__ = ["OutboxSender", "make_producer", "make_transactional_producer"]
+__all__ = ["OutboxSender", "make_producer", "make_transactional_producer", "send_rows"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,67 @@ def make_transactional_producer(settings: BusSettings, transactional_id: str, **
     *transactional_id* must be stable across restarts of the same worker instance: the broker fences the
     old incarnation's open transaction when the new one starts."""
     return make_producer(settings, enable_idempotence=True, transactional_id=transactional_id, **overrides)
+
+
+class _Partitions:
+    """The partition the default (Java-compatible murmur2) partitioner gives each key, remembered per key
+    and partition count: an outbox sends the same few keys (kiosk ids, a gateway id) thousands of times."""
+
+    def __init__(self) -> None:
+        self._default = DefaultPartitioner()
+        self._known: dict[tuple[bytes, int], int] = {}
+
+    def __call__(self, key: bytes, partitions: list[int]) -> int:
+        index = self._known.get((key, len(partitions)))
+        if index is None:
+            index = partitions.index(self._default(key, partitions, partitions))
+            if len(self._known) > 100_000:
+                self._known.clear()
+            self._known[(key, len(partitions))] = index
+        return partitions[index]
+
+
+_PARTITIONS = _Partitions()
+
+
+async def send_rows(
+    producer: AIOKafkaProducer, rows: Sequence[tuple[str, bytes | None, bytes]]
+) -> list[tuple[asyncio.Future[Any], list[int]]]:
+    """Queue ``rows`` (topic, key, value) as whole record batches, one per topic-partition (several when
+    one would be too large), each keeping the rows' order; returns every batch's delivery future with the
+    indexes of the rows it carries. A keyed row goes to the partition ``producer.send`` would pick (the
+    same murmur2 partitioner), so per-key placement and order are as with ``send``: this only skips its
+    per-record bookkeeping. Keyless rows are sent one by one, where the producer picks the partition."""
+    metadata = producer.client.cluster
+    parts: dict[str, list[int]] = {}
+    groups: dict[tuple[str, int], list[int]] = {}
+    out: list[tuple[asyncio.Future[Any], list[int]]] = []
+    for index, (topic, key, value) in enumerate(rows):
+        if key is None:
+            out.append((await producer.send(topic, value), [index]))
+            continue
+        if topic not in parts:
+            await producer.client._wait_on_metadata(topic)
+            parts[topic] = sorted(metadata.partitions_for_topic(topic) or ())
+        groups.setdefault((topic, _PARTITIONS(key, parts[topic])), []).append(index)
+    for (topic, partition), members in groups.items():
+        batch, held = producer.create_batch(), list[int]()
+        for index in members:
+            _, key, value = rows[index]
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                if held:
+                    batch.close()
+                    out.append((await producer.send_batch(batch, topic, partition=partition), held))
+                    batch, held = producer.create_batch(), list[int]()
+                if batch.append(key=key, value=value, timestamp=None) is None:  # larger than a whole batch
+                    out.append((await producer.send(topic, value, key=key, partition=partition), [index]))
+                    batch = producer.create_batch()
+                    continue
+            held.append(index)
+        if held:
+            batch.close()
+            out.append((await producer.send_batch(batch, topic, partition=partition), held))
+    return out
 
 
 class OutboxSender:
@@ -110,18 +173,23 @@ class OutboxSender:
         if not rows:
             return 0
         producer = await self._ensure_producer()
-        futures = [await producer.send(r.topic, r.value, key=r.key) for r in rows]
-        results = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), timeout=self._send_timeout_s)
-        acked: list[int] = []
+        sent = await send_rows(producer, [(r.topic, r.key, r.value) for r in rows])
+        results = await asyncio.wait_for(
+            asyncio.gather(*(f for f, _ in sent), return_exceptions=True), timeout=self._send_timeout_s
+        )
+        # The acknowledged prefix only: rows up to the first one whose batch the broker did not take.
+        failed = len(rows)
         first_error: BaseException | None = None
-        for row, result in zip(rows, results, strict=True):
-            if isinstance(result, BaseException):
-                first_error = result
-                break
-            acked.append(row.id)
+        for (_, members), result in zip(sent, results, strict=True):
+            if isinstance(result, BaseException) and members[0] < failed:
+                failed, first_error = members[0], result
+        acked = [row.id for row in rows[:failed]]
         await asyncio.to_thread(self._outbox.ack, acked)
-        for row in rows[: len(acked)]:
-            self._metrics.event_out(row.topic)
+        per_topic: dict[str, int] = {}
+        for row in rows[:failed]:
+            per_topic[row.topic] = per_topic.get(row.topic, 0) + 1
+        for topic, n in per_topic.items():
+            self._metrics.event_out(topic, n)
         self.sent += len(acked)
         if first_error is not None:
             raise first_error

@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
-from streams import AUDIT, BusSettings, ChainState, SealRequest, seal
+from streams import AUDIT, BatchItem, BusSettings, ChainState, SealRequest, seal, seal_batch
 from streams._catalog import GATEWAY_CHAINS
 from streams._chain import ChainLink
 from streams._keys import SigningKey
@@ -139,6 +139,7 @@ class TransactionalOutput:
         transactional_id: str,
         audit_chain: ChainState,
         state_topic: str = GATEWAY_CHAINS.name,
+        batch_sign: bool = True,
     ) -> None:
         self._settings = settings
         self._signing_key = signing_key
@@ -146,6 +147,8 @@ class TransactionalOutput:
         self._transactional_id = transactional_id
         self._state_topic = state_topic
         self.audit_chain = audit_chain
+        #: One Merkle batch signature per transaction's audit records (``seal_batch``) instead of one each.
+        self.batch_sign = batch_sign
         self._producer: AIOKafkaProducer | None = None
         self.committed_batches = 0
 
@@ -173,7 +176,13 @@ class TransactionalOutput:
         producer = self._producer
         chain = self.audit_chain
         sealed: list[tuple[bytes, bytes]] = []
-        for req in audits:
+        requests = list(audits)
+        if self.batch_sign and requests:
+            items = [BatchItem(req.message, AUDIT.name, req.hospital_id, req.data_key) for req in requests]
+            recs, chains = seal_batch(items, signing_key=self._signing_key, chains={AUDIT.name: chain})
+            chain = chains[AUDIT.name]
+            sealed = [(req.key, rec.SerializeToString()) for req, rec in zip(requests, recs, strict=True)]
+        for req in requests if not self.batch_sign else ():
             rec, chain = seal(
                 req.message, signing_key=self._signing_key, chain=chain, hospital_id=req.hospital_id,
                 data_key=req.data_key, stream=AUDIT.name,

@@ -60,6 +60,9 @@ class GatewayConfig:
     #: Exactly-once output through Kafka transactions (Apache Kafka; see ``_transactional``) instead of the
     #: outbox. Brokers without transactions (the embedded Tansu) need the default, the outbox path.
     transactional: bool = False
+    #: Sign each batch's audit records once (a Merkle root; every record carries its inclusion proof and
+    #: still verifies on its own, docs/ENVELOPE.md §3a) instead of one ECDSA signature per record.
+    batch_sign: bool = True
 
 
 class Gateway:
@@ -71,7 +74,7 @@ class Gateway:
             )
         self.config = config
         path = config.outbox_path or settings.state_dir / config.gateway_id / "outbox.db"
-        self.outbox = Outbox(path, signing_key=keyring.signing_key(config.gateway_id))
+        self.outbox = Outbox(path, signing_key=keyring.signing_key(config.gateway_id), batch_sign=config.batch_sign)
         self.outbox.query(ChainStore.ensure_schema)
         self.sender = OutboxSender(self.outbox, settings, metrics)
         # Keyed by the gateway's own id: its audit chain stays in one partition, in order.
@@ -88,6 +91,7 @@ class Gateway:
                 group_id=config.group_id,
                 transactional_id=f"medkiosk-{config.gateway_id}",
                 audit_chain=ChainState(),
+                batch_sign=config.batch_sign,
             )
         self.consumer = EnvelopeConsumer(
             ConsumerConfig(

@@ -24,17 +24,19 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19schemas/v1/envelope.proto\x12\nschemas.v1\",\n\tSignature\x12\t\n\x01r\x18\x01 \x01(\x0c\x12\t\n\x01s\x18\x02 \x01(\x0c\x12\t\n\x01v\x18\x03 \x01(\x05\"\x8a\x02\n\rMedicalRecord\x12\x16\n\x0e\x65ncrypted_data\x18\x01 \x01(\x0c\x12\x13\n\x0bhospital_id\x18\x02 \x01(\t\x12\x11\n\ttimestamp\x18\x03 \x01(\x03\x12(\n\tsignature\x18\x04 \x01(\x0b\x32\x15.schemas.v1.Signature\x12\x13\n\x0bproducer_id\x18\x05 \x01(\t\x12\x0b\n\x03seq\x18\x06 \x01(\x04\x12\x0e\n\x06key_id\x18\x07 \x01(\t\x12\x0e\n\x06schema\x18\x08 \x01(\t\x12\x11\n\tprev_hash\x18\t \x01(\x0c\x12*\n\nencryption\x18\n \x01(\x0e\x32\x16.schemas.v1.Encryption\x12\x0e\n\x06stream\x18\x0b \x01(\t*X\n\nEncryption\x12\x1a\n\x16\x45NCRYPTION_UNSPECIFIED\x10\x00\x12\x19\n\x15\x45NCRYPTION_AES256_GCM\x10\x01\x12\x13\n\x0f\x45NCRYPTION_NONE\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19schemas/v1/envelope.proto\x12\nschemas.v1\",\n\tSignature\x12\t\n\x01r\x18\x01 \x01(\x0c\x12\t\n\x01s\x18\x02 \x01(\x0c\x12\t\n\x01v\x18\x03 \x01(\x05\"\xb1\x02\n\rMedicalRecord\x12\x16\n\x0e\x65ncrypted_data\x18\x01 \x01(\x0c\x12\x13\n\x0bhospital_id\x18\x02 \x01(\t\x12\x11\n\ttimestamp\x18\x03 \x01(\x03\x12(\n\tsignature\x18\x04 \x01(\x0b\x32\x15.schemas.v1.Signature\x12\x13\n\x0bproducer_id\x18\x05 \x01(\t\x12\x0b\n\x03seq\x18\x06 \x01(\x04\x12\x0e\n\x06key_id\x18\x07 \x01(\t\x12\x0e\n\x06schema\x18\x08 \x01(\t\x12\x11\n\tprev_hash\x18\t \x01(\x0c\x12*\n\nencryption\x18\n \x01(\x0e\x32\x16.schemas.v1.Encryption\x12\x0e\n\x06stream\x18\x0b \x01(\t\x12%\n\x05\x62\x61tch\x18\x0c \x01(\x0b\x32\x16.schemas.v1.BatchProof\"7\n\nBatchProof\x12\x0c\n\x04size\x18\x01 \x01(\r\x12\r\n\x05index\x18\x02 \x01(\r\x12\x0c\n\x04path\x18\x03 \x03(\x0c*X\n\nEncryption\x12\x1a\n\x16\x45NCRYPTION_UNSPECIFIED\x10\x00\x12\x19\n\x15\x45NCRYPTION_AES256_GCM\x10\x01\x12\x13\n\x0f\x45NCRYPTION_NONE\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'schemas.v1.envelope_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ENCRYPTION']._serialized_start=356
-  _globals['_ENCRYPTION']._serialized_end=444
+  _globals['_ENCRYPTION']._serialized_start=452
+  _globals['_ENCRYPTION']._serialized_end=540
   _globals['_SIGNATURE']._serialized_start=41
   _globals['_SIGNATURE']._serialized_end=85
   _globals['_MEDICALRECORD']._serialized_start=88
-  _globals['_MEDICALRECORD']._serialized_end=354
+  _globals['_MEDICALRECORD']._serialized_end=393
+  _globals['_BATCHPROOF']._serialized_start=395
+  _globals['_BATCHPROOF']._serialized_end=450
 # @@protoc_insertion_point(module_scope)

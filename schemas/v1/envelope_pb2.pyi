@@ -1,7 +1,8 @@
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -26,7 +27,7 @@ class Signature(_message.Message):
     def __init__(self, r: _Optional[bytes] = ..., s: _Optional[bytes] = ..., v: _Optional[int] = ...) -> None: ...
 
 class MedicalRecord(_message.Message):
-    __slots__ = ("encrypted_data", "hospital_id", "timestamp", "signature", "producer_id", "seq", "key_id", "schema", "prev_hash", "encryption", "stream")
+    __slots__ = ("encrypted_data", "hospital_id", "timestamp", "signature", "producer_id", "seq", "key_id", "schema", "prev_hash", "encryption", "stream", "batch")
     ENCRYPTED_DATA_FIELD_NUMBER: _ClassVar[int]
     HOSPITAL_ID_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
@@ -38,6 +39,7 @@ class MedicalRecord(_message.Message):
     PREV_HASH_FIELD_NUMBER: _ClassVar[int]
     ENCRYPTION_FIELD_NUMBER: _ClassVar[int]
     STREAM_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
     encrypted_data: bytes
     hospital_id: str
     timestamp: int
@@ -49,4 +51,15 @@ class MedicalRecord(_message.Message):
     prev_hash: bytes
     encryption: Encryption
     stream: str
-    def __init__(self, encrypted_data: _Optional[bytes] = ..., hospital_id: _Optional[str] = ..., timestamp: _Optional[int] = ..., signature: _Optional[_Union[Signature, _Mapping]] = ..., producer_id: _Optional[str] = ..., seq: _Optional[int] = ..., key_id: _Optional[str] = ..., schema: _Optional[str] = ..., prev_hash: _Optional[bytes] = ..., encryption: _Optional[_Union[Encryption, str]] = ..., stream: _Optional[str] = ...) -> None: ...
+    batch: BatchProof
+    def __init__(self, encrypted_data: _Optional[bytes] = ..., hospital_id: _Optional[str] = ..., timestamp: _Optional[int] = ..., signature: _Optional[_Union[Signature, _Mapping]] = ..., producer_id: _Optional[str] = ..., seq: _Optional[int] = ..., key_id: _Optional[str] = ..., schema: _Optional[str] = ..., prev_hash: _Optional[bytes] = ..., encryption: _Optional[_Union[Encryption, str]] = ..., stream: _Optional[str] = ..., batch: _Optional[_Union[BatchProof, _Mapping]] = ...) -> None: ...
+
+class BatchProof(_message.Message):
+    __slots__ = ("size", "index", "path")
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    size: int
+    index: int
+    path: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, size: _Optional[int] = ..., index: _Optional[int] = ..., path: _Optional[_Iterable[bytes]] = ...) -> None: ...

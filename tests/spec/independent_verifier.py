@@ -35,6 +35,39 @@ POLICY = {
 }
 
 
+def merkle_root(leaf: bytes, index: int, size: int, path: list[bytes]) -> bytes | None:
+    """RFC 9162 section 2.1.3.2: the root an audit path leads to, or None when the path cannot fit the tree."""
+    if not 0 <= index < size:
+        return None
+    fn, sn, r = index, size - 1, leaf
+    for p in path:
+        if sn == 0:
+            return None
+        if fn % 2 == 1 or fn == sn:
+            r = hashlib.sha256(b"\x01" + p + r).digest()
+            while fn % 2 == 0 and fn != 0:
+                fn, sn = fn // 2, sn // 2
+        else:
+            r = hashlib.sha256(b"\x01" + r + p).digest()
+        fn, sn = fn // 2, sn // 2
+    return r if sn == 0 else None
+
+
+def expected_path_length(index: int, size: int) -> int:
+    """Length of the RFC 9162 audit path of leaf ``index`` in a tree of ``size`` (PATH's recursion)."""
+    n = 0
+    while size > 1:
+        k = 1
+        while k * 2 < size:
+            k *= 2
+        if index < k:
+            size = k
+        else:
+            index, size = index - k, size - k
+        n += 1
+    return n
+
+
 class Refused(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -58,6 +91,10 @@ def header(rec: Any) -> bytes:
             lp(rec.stream.encode()),
         ]
     )
+
+
+def digest_input(head: bytes, rec: Any) -> bytes:
+    return head + hashlib.sha256(rec.encrypted_data).digest()
 
 
 def has_unknown(msg: Any, unknown_fields: Any) -> bool:
@@ -110,6 +147,13 @@ class Verifier:
             raise Refused("malformed")
         if len(rec.signature.r) != 32 or len(rec.signature.s) != 32 or (rec.encryption == 2 and rec.key_id):
             raise Refused("malformed")
+        batched = rec.HasField("batch")
+        if batched:
+            b = rec.batch
+            if not 1 <= b.size <= 65536 or b.index >= b.size:
+                raise Refused("malformed")
+            if len(b.path) != expected_path_length(b.index, b.size) or any(len(h) != 32 for h in b.path):
+                raise Refused("malformed")
         policy = POLICY[topic]
         if rec.stream != topic:
             raise Refused("wrong_stream")
@@ -128,8 +172,15 @@ class Verifier:
             raise Refused("bad_signature")
         head = header(rec)
         digest = hashlib.sha256(head + hashlib.sha256(rec.encrypted_data).digest()).digest()
+        signed = digest
+        if batched:
+            leaf = hashlib.sha256(b"\x00" + digest).digest()
+            root = merkle_root(leaf, rec.batch.index, rec.batch.size, list(rec.batch.path))
+            if root is None:
+                raise Refused("bad_signature")
+            signed = hashlib.sha256(b"MKBATCH1\x00" + struct.pack(">I", rec.batch.size) + root).digest()
         try:
-            public.verify(encode_dss_signature(r, s), digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+            public.verify(encode_dss_signature(r, s), signed, ec.ECDSA(Prehashed(hashes.SHA256())))
         except InvalidSignature:
             raise Refused("bad_signature") from None
         if info["hospital_id"] and info["hospital_id"] != rec.hospital_id:
@@ -138,8 +189,11 @@ class Verifier:
             raise Refused("wrong_hospital")
         if policy["roles"] and info["role"] not in policy["roles"]:
             raise Refused("unauthorized")
-        ehash = hashlib.sha256(head + hashlib.sha256(rec.encrypted_data).digest() + rec.signature.r + rec.signature.s)
-        verdict = self._chain(rec, ehash.digest())
+        # A batch-signed envelope's identity is its signed digest (the batch's signature is made after it).
+        ehash = (
+            digest if batched else hashlib.sha256(digest_input(head, rec) + rec.signature.r + rec.signature.s).digest()
+        )
+        verdict = self._chain(rec, ehash)
         if verdict == "duplicate":
             return verdict
         key = self.data.get(rec.key_id)
@@ -216,6 +270,32 @@ def main() -> int:
         assert payload.hex() == item["payload"], "payload differs"
     got = v.open("kiosk.identity.v1", bytes.fromhex(vectors["duplicate"]["wire"]))
     assert got == "duplicate", f"duplicate: {got}"
+    batch_verifier = Verifier(vectors["keys"], vectors["limits"], pb)
+    leaves = []
+    for item in vectors["batch_chain"]:
+        rec = pb["envelope"].MedicalRecord.FromString(bytes.fromhex(item["wire"]))
+        head = header(rec)
+        assert head.hex() == item["header_bytes"], "batch: header bytes differ"
+        digest = hashlib.sha256(digest_input(head, rec)).digest()
+        assert digest.hex() == item["signed_digest"] == item["envelope_hash"], "batch: signed digest differs"
+        leaf = hashlib.sha256(b"\x00" + digest).digest()
+        assert leaf.hex() == item["leaf_hash"], "batch: leaf hash differs"
+        leaves.append(leaf)
+        root = merkle_root(leaf, rec.batch.index, rec.batch.size, list(rec.batch.path))
+        assert root is not None and root.hex() == item["root"], "batch: root differs"
+        got = batch_verifier.open(item["topic"], bytes.fromhex(item["wire"]))
+        assert got == "accepted", f"batch seq {rec.seq}: {got}"
+
+    # The root again, from the leaves alone (RFC 9162 MTH), not from any proof.
+    def mth(d: list[bytes]) -> bytes:
+        if len(d) == 1:
+            return d[0]
+        k = 1
+        while k * 2 < len(d):
+            k *= 2
+        return hashlib.sha256(b"\x01" + mth(d[:k]) + mth(d[k:])).digest()
+
+    assert mth(leaves).hex() == vectors["batch_chain"][0]["root"], "batch: tree root differs"
     for item in vectors["invalid"]:
         fresh = Verifier(vectors["keys"], vectors["limits"], pb)
         for before in item["before"]:
@@ -224,7 +304,10 @@ def main() -> int:
         if got != item["reason"]:
             print(f"{item['name']}: expected {item['reason']}, got {got}", file=sys.stderr)
             return 1
-    print(f"ok: {len(vectors['valid_chain'])} valid, 1 duplicate, {len(vectors['invalid'])} invalid")
+    print(
+        f"ok: {len(vectors['valid_chain'])} valid, {len(vectors['batch_chain'])} batch-signed, 1 duplicate, "
+        f"{len(vectors['invalid'])} invalid"
+    )
     return 0
 
 

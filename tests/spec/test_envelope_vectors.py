@@ -77,6 +77,13 @@ def test_streams_agrees_with_every_vector(vectors: dict[str, object], tmp_path: 
     dup = vectors["duplicate"]
     assert isinstance(dup, dict)
     assert isinstance(pipe.open("kiosk.identity.v1", 0, bytes.fromhex(dup["wire"])), Duplicate)
+    batch = vectors["batch_chain"]
+    assert isinstance(batch, list) and len(batch) >= 3
+    pipe = RecordPipeline(keyring, ChainTracker())
+    for item in batch:
+        got = pipe.open(item["topic"], 0, bytes.fromhex(item["wire"]))
+        assert isinstance(got, Accepted), got
+        assert got.digest.hex() == item["envelope_hash"] == item["signed_digest"]
     invalid = vectors["invalid"]
     assert isinstance(invalid, list)
     reasons = set()

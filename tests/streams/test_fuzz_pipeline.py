@@ -16,8 +16,18 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from schemas import IdentityCheck, MedicalRecord, RejectReason, ScalingCommand, Telemetry
-from streams import ChainState, ChainTracker, Keyring, RecordPipeline, SeqDedupe, export_role, seal
+from schemas import AuditRecord, IdentityCheck, MedicalRecord, RejectReason, ScalingCommand, Telemetry
+from streams import (
+    BatchItem,
+    ChainState,
+    ChainTracker,
+    Keyring,
+    RecordPipeline,
+    SeqDedupe,
+    export_role,
+    seal,
+    seal_batch,
+)
 from streams._pipeline import Accepted, Duplicate, Rejected
 
 EXAMPLES = int(os.environ.get("MEDKIOSK_FUZZ_EXAMPLES", "150"))
@@ -65,6 +75,8 @@ def _raw_envelope(rec: MedicalRecord, override: dict[int, tuple[int, bytes | int
         10: (0, int(rec.encryption)),
         11: (2, rec.stream.encode()),
     }
+    if rec.HasField("batch"):
+        fields[12] = (2, rec.batch.SerializeToString(deterministic=True))
     fields.update(override)
     return b"".join(_field(n, wt, v) for n, (wt, v) in sorted(fields.items()))
 
@@ -111,6 +123,15 @@ def workers(keyring: Keyring, keys_dir, tmp_path_factory: pytest.TempPathFactory
     telemetry = chain_of(
         "kiosk.telemetry.v1", lambda i: Telemetry(kiosk_id="k1", queue_depth=i), producer="k1", encrypted=False
     )
+    # The gateway's audit records: one batch signature (a Merkle root) for all six, each with its proof.
+    audits, _ = seal_batch(
+        [
+            BatchItem(AuditRecord(producer_id="k1", seq=i + 1, routed_to="hospital.H1.events.v1"), "audit.v1")
+            for i in range(6)
+        ],
+        signing_key=keyring.signing_key("gateway-1"),
+        chains={},
+    )
     return {
         "gateway": Worker(
             "gateway",
@@ -128,12 +149,18 @@ def workers(keyring: Keyring, keys_dir, tmp_path_factory: pytest.TempPathFactory
         "log-reader": Worker(
             "log-reader", "kiosk.telemetry.v1", lambda: RecordPipeline(gateway_keys, SeqDedupe()), telemetry
         ),
+        "auditor": Worker(
+            "auditor",
+            "audit.v1",
+            lambda: RecordPipeline(gateway_keys, ChainTracker()),
+            [rec.SerializeToString() for rec in audits],
+        ),
     }
 
 
 def _mutations() -> st.SearchStrategy[tuple[str, object]]:
     u64 = st.integers(min_value=0, max_value=2**64 - 1)
-    field_numbers = st.integers(min_value=1, max_value=11)
+    field_numbers = st.integers(min_value=1, max_value=12)
     return st.one_of(
         st.tuples(st.just("bytes"), st.binary(max_size=600)),
         st.tuples(st.just("flip"), st.tuples(st.integers(min_value=0), st.integers(min_value=0, max_value=7))),
@@ -143,6 +170,7 @@ def _mutations() -> st.SearchStrategy[tuple[str, object]]:
         st.tuples(st.just("blob"), st.tuples(field_numbers, st.binary(max_size=400))),
         st.tuples(st.just("sig.v"), u64),
         st.tuples(st.just("huge"), st.sampled_from([2, 5, 8, 11])),
+        st.tuples(st.just("batch"), st.tuples(u64, u64, st.lists(st.binary(max_size=40), max_size=20))),
     )
 
 
@@ -173,11 +201,15 @@ def _apply(valid: bytes, mutation: tuple[str, object]) -> bytes:
         assert isinstance(arg, int)
         sig = _field(1, 2, rec.signature.r) + _field(2, 2, rec.signature.s) + _field(3, 0, arg)
         return _raw_envelope(rec, {4: (2, sig)})
+    if kind == "batch":  # a batch proof of any shape, on a batch-signed envelope or not
+        size, index, path = arg  # type: ignore[misc]
+        proof = _field(1, 0, size) + _field(2, 0, index) + b"".join(_field(3, 2, h) for h in path)
+        return _raw_envelope(rec, {12: (2, proof)})
     assert kind == "huge" and isinstance(arg, int)
     return _raw_envelope(rec, {arg: (2, b"x" * 300_000)})
 
 
-@pytest.mark.parametrize("worker", ["gateway", "subscriber", "kiosk-commands", "log-reader"])
+@pytest.mark.parametrize("worker", ["gateway", "subscriber", "kiosk-commands", "log-reader", "auditor"])
 @FUZZ
 @given(data=st.data())
 @example(data=None)  # the known crashers, below
