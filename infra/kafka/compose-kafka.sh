@@ -44,9 +44,17 @@ controller=$(printf '%s' "$KAFKA_CONTROLLER_LISTENER_NAMES" | tr 'A-Z' 'a-z')
 scram="org.apache.kafka.common.security.scram.ScramLoginModule required username=\"$user\" password=\"$password\";"
 cat >>"$props" <<EOF
 super.users=User:$user
-listener.name.$inter.scram-sha-512.sasl.jaas.config=$scram
 listener.name.$controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="$user" password="$password" user_$user="$password";
 EOF
+# Every other listener serves SCRAM and needs a JAAS entry; the inter-broker one also logs in as the admin.
+for listener in $(printf '%s' "${KAFKA_LISTENER_SECURITY_PROTOCOL_MAP:?}" | tr ',' '\n' | cut -d: -f1 | tr 'A-Z' 'a-z'); do
+    case "$listener" in
+        "$controller") ;;
+        "$inter") printf 'listener.name.%s.scram-sha-512.sasl.jaas.config=%s\n' "$listener" "$scram" >>"$props" ;;
+        *) printf 'listener.name.%s.scram-sha-512.sasl.jaas.config=%s\n' "$listener" \
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;" >>"$props" ;;
+    esac
+done
 cat >"$client" <<EOF
 security.protocol=SASL_PLAINTEXT
 sasl.mechanism=SCRAM-SHA-512

@@ -213,8 +213,9 @@ def test_compose_and_k8s_start_cloud_commands() -> None:
     """The lists the help test walks are not empty (a parsing slip here would make it pass vacuously)."""
     compose = {" ".join(_leading_command(a)) for a in _compose_commands("cloud.Dockerfile")}
     assert {"gateway", "subscribe", "kiosk simulate", "topics apply", "keys init", "keys export"} <= compose
+    assert {"acls users", "acls export", "acls apply"} <= compose
     k8s = {" ".join(_leading_command(a)) for a in _k8s_commands()}
-    assert {"gateway", "subscribe", "topics apply"} <= k8s
+    assert {"gateway", "subscribe", "topics apply", "acls apply", "acls wait"} <= k8s
 
 
 def test_cloud_image_help(cloud_venv: Venv) -> None:

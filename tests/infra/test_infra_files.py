@@ -534,6 +534,106 @@ def test_k8s_manifests_are_consistent() -> None:
     assert service["spec"]["ports"][0]["targetPort"] == "metrics"
 
 
+#: Principals of the plan with no workload in infra/k8s: kiosks and hospitals' FL clients run on their own
+#: machines, the FL service roles, the auditor and the registry reader wherever the operator runs them.
+K8S_ELSEWHERE = {*KIOSKS, "auditor", "registry", "fl-coordinator", "fl-aggregator", "fl-keyholder"} | {
+    f"fl-client-{h}" for h in HOSPITALS
+}
+
+
+def _pod_containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = doc.get("spec", {}).get("template", {}).get("spec", {})
+    return [*spec.get("initContainers", []), *spec.get("containers", [])]
+
+
+def _sasl_secret(container: dict[str, Any]) -> str | None:
+    """The Secret a container's MEDKIOSK_SASL_USERNAME and _PASSWORD come from (asserted to be one)."""
+    refs = {
+        e["name"]: e["valueFrom"]["secretKeyRef"]
+        for e in container.get("env", [])
+        if e["name"] in {"MEDKIOSK_SASL_USERNAME", "MEDKIOSK_SASL_PASSWORD"}
+    }
+    if not refs:
+        return None
+    user, password = refs["MEDKIOSK_SASL_USERNAME"], refs["MEDKIOSK_SASL_PASSWORD"]
+    assert (user["key"], password["key"]) == ("username", "password")
+    assert user["name"] == password["name"] and not user.get("optional") and not password.get("optional")
+    return str(user["name"])
+
+
+def test_k8s_each_workload_has_its_own_kafka_principal(tmp_path: Path) -> None:
+    from streams import Keyring
+    from streams._keys import init_dev_keys
+    from streams.broker import principals_from_keyring
+
+    docs = [*_k8s_docs(), *_yaml_docs(K8S / "drain-orphan-job.yaml")]
+    settings = _load_yaml(K8S / "configmap.yaml")["data"]
+    assert settings["MEDKIOSK_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert settings["MEDKIOSK_SASL_MECHANISM"] == "SCRAM-SHA-512"
+    assert "MEDKIOSK_SASL_USERNAME" not in settings and "MEDKIOSK_SASL_PASSWORD" not in settings
+    # The example registry of these manifests: gateway.yaml's medkiosk-gateway-0..11, the autoscaler.
+    init_dev_keys(
+        tmp_path,
+        hospitals=HOSPITALS,
+        kiosks=KIOSKS,
+        services=[*(f"medkiosk-gateway-{i}" for i in range(12)), "autoscaler-1"],
+    )
+    (job,) = [d for d in docs if d["kind"] == "Job" and d["metadata"]["name"] == "medkiosk-acls"]
+    (acls,) = job["spec"]["template"]["spec"]["containers"]
+    pools = [a.split("=", 1)[1] for a in acls["args"] if a.startswith("--gateway-pool=")]
+    assert acls["args"][:2] == ["acls", "apply"] and "--create-users" in acls["args"] and pools
+    plan_users = set(principals_from_keyring(Keyring.load(tmp_path), gateway_pools=pools).all_users())
+    by_workload: dict[str, str] = {}
+    users_holders: set[str] = set()
+    for doc in docs:
+        if doc["kind"] not in {"Deployment", "StatefulSet", "Job"}:
+            continue
+        name = doc["metadata"]["name"]
+        pod = doc["spec"]["template"]["spec"]
+        if any(v.get("secret", {}).get("secretName") == "medkiosk-kafka-users" for v in pod["volumes"]):
+            users_holders.add(name)
+        secrets = {s for c in _pod_containers(doc) if (s := _sasl_secret(c))}
+        if not secrets:
+            assert name == "medkiosk-acls", f"{name} talks to Kafka without credentials"
+            continue
+        (secret,) = secrets
+        assert secret.startswith("medkiosk-kafka-"), name
+        by_workload[name] = secret.removeprefix("medkiosk-kafka-")
+        if doc["kind"] != "Job":
+            # It starts once its principal can log in, i.e. once the ACL Job has made it (users after ACLs).
+            (wait,) = [c for c in pod["initContainers"] if c.get("args", [])[:2] == ["acls", "wait"]]
+            assert _sasl_secret(wait) == secret, name
+    assert users_holders == {"medkiosk-acls"}, "users.json holds every password"
+    assert by_workload["medkiosk-gateway"] == pools[0] == "medkiosk-gateway"
+    assert by_workload["medkiosk-topics"] == "admin"
+    assert by_workload["medkiosk-autoscaler"] == "autoscaler-1"
+    for hospital in HOSPITALS:
+        assert by_workload[f"medkiosk-subscriber-{hospital}"] == f"hospital-{hospital}"
+    # The drain Job sends a gateway replica's outbox: the gateway's principal; nobody else shares one.
+    owners: dict[str, set[str]] = {}
+    for name, user in by_workload.items():
+        owners.setdefault(user, set()).add(name.removeprefix("medkiosk-drain-"))
+    for user, names in owners.items():
+        assert len(names) == 1 or names == {"medkiosk-gateway", "gateway-5"}, (user, names)
+    (auth,) = [d for d in docs if d["kind"] == "TriggerAuthentication"]
+    keda_secrets = {p["name"] for p in auth["spec"]["secretTargetRef"]}
+    assert keda_secrets == {"medkiosk-kafka-keda"}
+    named = (set(by_workload.values()) - {"admin"}) | {"keda"}
+    assert named <= plan_users and plan_users - named == K8S_ELSEWHERE
+    # The gateway pool's ACLs cover every replica's transactional id and private groups, and no other role's.
+    from streams.broker import plan_acls
+    from streams.broker._acls import Principals
+
+    plan = plan_acls(principals_from_keyring(Keyring.load(tmp_path), gateway_pools=pools))
+    txn = [a for a in plan.for_principal("medkiosk-gateway") if a.resource_type.name == "TRANSACTIONAL_ID"]
+    assert {(a.name, a.pattern.name) for a in txn} == {("medkiosk-medkiosk-gateway-", "PREFIXED")}
+    assert not any(
+        a.name.startswith("hospital.") for a in plan.for_principal("medkiosk-gateway") if a.operation.name == "READ"
+    )
+    assert not any(a.operation.name == "READ" for a in plan.for_principal("keda"))
+    assert Principals.hospital_user("hospital-a") in plan_users
+
+
 def test_keda_scales_gateway_on_lag_and_kiosk_load() -> None:
     docs = _k8s_docs()
     scaled = [d for d in docs if d["kind"] == "ScaledObject"]
