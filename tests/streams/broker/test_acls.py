@@ -258,3 +258,73 @@ def test_cli_plan_json(keys_dir: Path) -> None:
     reads = {(a["principal"], a["name"]) for a in plan["acls"] if a["operation"] == "READ"}
     assert ("User:hospital-H1", "hospital.H1.events.v1") in reads
     assert ("User:hospital-H1", "hospital.H2.events.v1") not in reads
+
+
+async def test_scram_users_made_on_a_running_cluster_log_in(secured: Secured) -> None:
+    """`acls apply --create-users`' request (AlterUserScramCredentials) on a running cluster: a new user logs in
+    at once with its password and only with it; setting it again (a new salt) keeps it working."""
+    from streams.broker._scram import ScramUserError, upsert_scram_users, wait_until_authenticated
+
+    admin = secured.settings("admin")
+    assert await upsert_scram_users(admin, {"late-kiosk": "pw-late"}) == 1
+    assert await wait_until_authenticated(secured.settings("late-kiosk", "pw-late"), timeout_s=20, retry_s=0.2)
+    assert not await wait_until_authenticated(secured.settings("late-kiosk", "wrong"), timeout_s=1, retry_s=0.2)
+    assert await upsert_scram_users(admin, {"late-kiosk": "pw-late"}) == 1
+    assert await wait_until_authenticated(secured.settings("late-kiosk", "pw-late"), timeout_s=20, retry_s=0.2)
+    # Only a super user may create users: the broker's refusal names the missing ALTER right.
+    with pytest.raises(ScramUserError, match="ALTER"):
+        await upsert_scram_users(secured.settings("k1"), {"k1-friend": "x"})
+
+
+def test_gateway_pool_and_keda_principals(keyring: Keyring) -> None:
+    """A StatefulSet's replicas share one principal whose transactional ids and groups are its ids' prefix;
+    KEDA's principal describes the gateways' group and input topics and reads nothing."""
+    principals = principals_from_keyring(keyring, gateway_pools=["medkiosk-gateway"])
+    assert "medkiosk-gateway" in principals.all_users() and "keda" in principals.all_users()
+    plan = plan_acls(principals)
+    pool = {
+        (a.resource_type.name, a.name, a.pattern.name, a.operation.name) for a in plan.for_principal("medkiosk-gateway")
+    }
+    single = {(a.resource_type.name, a.name, a.pattern.name, a.operation.name) for a in plan.for_principal("gateway-1")}
+    assert ("TRANSACTIONAL_ID", "medkiosk-medkiosk-gateway-", "PREFIXED", "WRITE") in pool
+    assert ("GROUP", "medkiosk-gateway-", "PREFIXED", "READ") in pool
+    # Apart from its own ids, the pool has exactly a single gateway's rights.
+    own = {"TRANSACTIONAL_ID", "GROUP"}
+    assert {r for r in pool if r[0] not in own} == {r for r in single if r[0] not in own}
+    assert {r for r in pool if r[1] == "medkiosk-gateway" and r[0] == "GROUP"} == {
+        r for r in single if r[1] == "medkiosk-gateway" and r[0] == "GROUP"
+    }
+    keda = plan.for_principal("keda")
+    assert keda and {a.operation.name for a in keda} == {"DESCRIBE"}
+    assert {(a.resource_type.name, a.name) for a in keda} == {
+        ("GROUP", "medkiosk-gateway"),
+        ("TOPIC", KIOSK_IDENTITY.name),
+        ("TOPIC", "kiosk.inference.v1"),
+    }
+
+
+async def test_keda_reads_the_gateways_lag_and_nothing_else(secured: Secured) -> None:
+    """What KEDA's Kafka scaler asks (committed offsets of group medkiosk-gateway, end offsets) works as `keda`;
+    fetching a record does not."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    await produce(secured.settings("k1"), KIOSK_IDENTITY.name, b"lag")
+    assert b"lag" in await read(secured.settings("gateway-1"), KIOSK_IDENTITY.name, group="medkiosk-gateway")
+    keda = secured.settings("keda")
+    admin = AIOKafkaAdminClient(**keda.kafka_kwargs())
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets("medkiosk-gateway")
+        assert offsets[TopicPartition(KIOSK_IDENTITY.name, 0)].offset >= 1
+    finally:
+        await admin.close()
+    consumer = AIOKafkaConsumer(**keda.consumer_kwargs(), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tp = TopicPartition(KIOSK_IDENTITY.name, 0)
+        end = await consumer.end_offsets([tp])
+        assert end[tp] >= 1
+    finally:
+        await consumer.stop()
+    with pytest.raises(TopicAuthorizationFailedError):
+        await read(keda, KIOSK_IDENTITY.name)
