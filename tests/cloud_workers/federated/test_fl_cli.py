@@ -60,4 +60,5 @@ def test_fl_run_end_to_end(tmp_path: Path) -> None:
     assert 0 < summary["epsilon"] <= 8.0 and 0 < summary["delta"] < 1  # the coordinator's own accounting
     assert summary["bytes_per_update"] > 256 and summary["round_s_p50"] > 0
     assert "[round  2/2] accuracy" in proc.stderr
+    assert "statistics round: " in proc.stderr  # the default: the federation's standardiser from secure sums
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
