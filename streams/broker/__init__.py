@@ -9,20 +9,12 @@ from streams.broker._acl_apply import AclApplyError, apply_acls, describe_acls
 from streams.broker._acls import Acl, AclPlan, Principals, plan_acls, principals_from_keyring
 from streams.broker._binary import BrokerBinaryNotFound, find_tansu_binary
 from streams.broker._cli import add_broker_commands
-from streams.broker._embedded import (
-    BrokerStartError,
-    BrokerStatus,
-    EmbeddedBroker,
-    EmbeddedBrokerConfig,
-    StorageKind,
-    free_port,
-    read_status,
-    stop_from_state,
-)
+from streams.broker._embedded import EmbeddedBroker, EmbeddedBrokerConfig, StorageKind
 from streams.broker._kafka import KafkaBroker, KafkaBrokerConfig, KafkaSecurity
 from streams.broker._kafka_libs import KAFKA_VERSION, KafkaNotInstalled, fetch_kafka_libs, find_java, find_kafka_libs
 from streams.broker._local import BrokerEngine, LocalBroker, make_local_broker
 from streams.broker._probe import kafka_ready
+from streams.broker._process import BrokerStartError, BrokerStatus, free_port, read_status, stop_from_state
 from streams.broker._s3 import DurableStorageUnavailable
 
 __all__ = [

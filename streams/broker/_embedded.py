@@ -7,20 +7,31 @@ and can reach its storage rather than merely accepting TCP connections.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import signal
-import socket
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from streams.broker._binary import find_tansu_binary
 from streams.broker._probe import kafka_ready
+from streams.broker._process import (
+    _LOG_FILE,
+    _PID_FILE,
+    BrokerStartError,
+    BrokerStatus,
+    _clear_state,
+    _port_free,
+    _stop_popen,
+    free_port,
+    read_status,
+    stop_from_state,
+    wait_ready,
+    write_state,
+)
 from streams.broker._s3 import BUCKET, MotoServer, s3_env, start_moto
 
 if TYPE_CHECKING:
@@ -39,16 +50,7 @@ __all__ = [
 
 StorageKind = Literal["memory", "s3"]
 
-_PID_FILE = "broker.pid"
-_STATE_FILE = "broker.json"
-_LOG_FILE = "broker.log"
 _MOTO_LOG_FILE = "moto.log"
-#: What the broker process's command line must contain (guards against pid reuse).
-_ENGINE_NEEDLE = {"tansu": b"tansu", "kafka": b"kafka.Kafka"}
-
-
-class BrokerStartError(RuntimeError):
-    """The broker could not be started or did not become ready; the message carries the log's tail."""
 
 
 @dataclass(kw_only=True)
@@ -65,214 +67,6 @@ class EmbeddedBrokerConfig:
     #: Tansu exits at once and cleanly (acknowledged records and offsets kept) on SIGINT; on SIGTERM it
     #: waits 5 s for connected clients to drain, which turns every stop/restart with live clients slow.
     stop_signal: signal.Signals = signal.SIGINT
-
-
-@dataclass(frozen=True, kw_only=True)
-class BrokerStatus:
-    """What ``broker.json`` in a state dir says, plus whether that broker is alive and answering now."""
-
-    state_dir: Path
-    pid: int
-    host: str
-    port: int
-    #: "memory" or "s3" (Tansu), "disk" (Apache Kafka).
-    storage: str
-    cluster_id: str
-    started_at: float
-    running: bool
-    ready: bool
-    moto_pid: int | None = None
-    moto_port: int | None = None
-    log_path: Path = field(default=Path())
-    #: "tansu" or "kafka"
-    engine: str = "tansu"
-    secured: bool = False
-
-    @property
-    def bootstrap(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    @property
-    def s3_endpoint(self) -> str | None:
-        return None if self.moto_port is None else f"http://{self.host}:{self.moto_port}"
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready view, as printed by ``medkiosk broker status``."""
-        return {
-            "engine": self.engine,
-            "running": self.running,
-            "ready": self.ready,
-            "secured": self.secured,
-            "bootstrap": self.bootstrap,
-            "pid": self.pid,
-            "port": self.port,
-            "storage": self.storage,
-            "cluster_id": self.cluster_id,
-            "started_at": self.started_at,
-            "s3_endpoint": self.s3_endpoint,
-            "moto_pid": self.moto_pid,
-            "state_dir": str(self.state_dir),
-            "log": str(self.log_path),
-        }
-
-
-# --- processes and ports ---------------------------------------------------------------------------
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free on ``host`` right now (for brokers, metrics endpoints, local services)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # SO_REUSEADDR like the broker itself: TIME_WAIT leftovers of the last run must not count as busy.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A broker started by a CLI process that has exited may be reparented to a PID 1 that never reaps
-    # (containers): such a zombie still answers kill(0) but is dead.
-    with contextlib.suppress(OSError, IndexError):
-        stat_line = Path(f"/proc/{pid}/stat").read_text()
-        return stat_line.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    return True
-
-
-def _pid_is(pid: int, needle: bytes) -> bool:
-    """Guard against pid reuse: the process's command line must mention *needle* (unknowable without /proc)."""
-    try:
-        return needle in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except FileNotFoundError:
-        return not Path("/proc/self").exists()
-    except OSError:
-        return True
-
-
-def _terminate_pid(pid: int, timeout_s: float, stop_signal: signal.Signals) -> None:
-    for sig, wait_s in ((stop_signal, timeout_s), (signal.SIGKILL, 5.0)):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            # Reap it if it happens to be our own child; otherwise someone else's wait() does.
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
-            if not _pid_alive(pid):
-                return
-            time.sleep(0.02)
-
-
-def _stop_popen(process: subprocess.Popen[bytes], timeout_s: float, stop_signal: signal.Signals) -> None:
-    if process.poll() is None:
-        process.send_signal(stop_signal)
-        try:
-            process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _log_tail(path: Path, max_bytes: int = 4000) -> str:
-    try:
-        with path.open("rb") as log:
-            log.seek(max(0, log.seek(0, os.SEEK_END) - max_bytes))
-            return log.read().decode(errors="replace")
-    except OSError:
-        return "(no log)"
-
-
-# --- state files -----------------------------------------------------------------------------------
-
-
-def _load_state(state_dir: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads((state_dir / _STATE_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _clear_state(state_dir: Path) -> None:
-    for name in (_PID_FILE, _STATE_FILE):
-        (state_dir / name).unlink(missing_ok=True)
-
-
-def read_status(state_dir: Path, *, probe_timeout_s: float = 1.0) -> BrokerStatus | None:
-    """Status of the broker recorded in *state_dir* (by any process), or ``None`` when none is recorded."""
-    data = _load_state(state_dir)
-    if data is None:
-        return None
-    try:
-        pid = int(data["pid"])
-        host = str(data["host"])
-        port = int(data["port"])
-        moto = data.get("moto") or {}
-        engine = "kafka" if data.get("engine") == "kafka" else "tansu"
-        secured = bool(data.get("secured", False))
-        running = _pid_alive(pid) and _pid_is(pid, _ENGINE_NEEDLE[engine])
-        # A SASL listener refuses Metadata before authentication: a live secured node counts as ready
-        # when it answers ApiVersions (its start() already proved an authenticated round trip).
-        ready = running and kafka_ready(host, port, timeout_s=probe_timeout_s, api_versions_only=secured)
-        return BrokerStatus(
-            state_dir=state_dir,
-            pid=pid,
-            host=host,
-            port=port,
-            storage=str(data.get("storage", "memory")),
-            cluster_id=str(data.get("cluster_id", "")),
-            started_at=float(data.get("started_at", 0.0)),
-            running=running,
-            ready=ready,
-            moto_pid=int(moto["pid"]) if "pid" in moto else None,
-            moto_port=int(moto["port"]) if "port" in moto else None,
-            log_path=state_dir / _LOG_FILE,
-            engine=engine,
-            secured=secured,
-        )
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def stop_from_state(state_dir: Path, *, timeout_s: float = 10.0, stop_signal: signal.Signals = signal.SIGINT) -> bool:
-    """Stop the broker (Tansu and its moto server, or Apache Kafka) recorded in *state_dir*, whichever
-    process started it.
-
-    Sends *stop_signal* (see :attr:`EmbeddedBrokerConfig.stop_signal`; Kafka gets SIGTERM, its controlled
-    shutdown), then SIGKILL after *timeout_s*.
-    Removes the pid/state files either way. Returns True when a live broker was stopped.
-    """
-    data = _load_state(state_dir) or {}
-    recorded = data.get("pid")
-    pid = recorded if isinstance(recorded, int) else None
-    if pid is None:
-        with contextlib.suppress(OSError, ValueError):
-            pid = int((state_dir / _PID_FILE).read_text().strip())
-    stopped = False
-    needle = _ENGINE_NEEDLE["kafka" if data.get("engine") == "kafka" else "tansu"]
-    if pid is not None and _pid_alive(pid) and _pid_is(pid, needle):
-        _terminate_pid(pid, timeout_s, signal.SIGTERM if data.get("engine") == "kafka" else stop_signal)
-        stopped = True
-    moto_pid = (data.get("moto") or {}).get("pid")
-    if isinstance(moto_pid, int) and _pid_alive(moto_pid) and _pid_is(moto_pid, b"moto"):
-        _terminate_pid(moto_pid, timeout_s, signal.SIGTERM)
-    _clear_state(state_dir)
-    return stopped
 
 
 # --- the broker ------------------------------------------------------------------------------------
@@ -443,23 +237,17 @@ class EmbeddedBroker:
 
     def _wait_ready(self) -> None:
         assert self._process is not None and self._port is not None
-        cfg = self._config
-        deadline = time.monotonic() + cfg.ready_timeout_s
-        while True:
-            if self._process.poll() is not None:
-                raise BrokerStartError(
-                    f"tansu exited with code {self._process.returncode} before it was ready; "
-                    f"{self.log_path} ends with:\n{_log_tail(self.log_path)}"
-                )
-            remaining = deadline - time.monotonic()
-            if kafka_ready(cfg.host, self._port, timeout_s=max(0.05, min(1.0, remaining))):
-                return
-            if remaining <= 0:
-                raise BrokerStartError(
-                    f"tansu not ready on {self.bootstrap} after {cfg.ready_timeout_s:.0f}s; "
-                    f"{self.log_path} ends with:\n{_log_tail(self.log_path)}"
-                )
-            time.sleep(0.02)
+        cfg, port = self._config, self._port
+        wait_ready(
+            self._process,
+            engine="tansu",
+            bootstrap=self.bootstrap,
+            ready=lambda timeout_s: kafka_ready(cfg.host, port, timeout_s=timeout_s),
+            timeout_s=cfg.ready_timeout_s,
+            log_path=self.log_path,
+            probe_s=(0.05, 1.0),
+            poll_s=0.02,
+        )
 
     def _stop_broker(self) -> None:
         if self._process is not None:
@@ -486,12 +274,4 @@ class EmbeddedBroker:
             if moto is None
             else {"pid": moto.pid, "port": moto.port, "endpoint": moto.endpoint, "bucket": BUCKET},
         }
-        _atomic_write(cfg.state_dir / _PID_FILE, f"{self._process.pid}\n")
-        _atomic_write(cfg.state_dir / _STATE_FILE, json.dumps(state, indent=2) + "\n")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    # status readers in other processes must never see a half-written file.
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+        write_state(cfg.state_dir, self._process.pid, state)

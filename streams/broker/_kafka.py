@@ -27,10 +27,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from streams.broker._embedded import (
+from streams.broker._kafka_libs import find_java, find_kafka_libs
+from streams.broker._probe import kafka_ready
+from streams.broker._process import (
     _LOG_FILE,
     _PID_FILE,
-    _STATE_FILE,
     BrokerStartError,
     _atomic_write,
     _clear_state,
@@ -40,9 +41,9 @@ from streams.broker._embedded import (
     free_port,
     read_status,
     stop_from_state,
+    wait_ready,
+    write_state,
 )
-from streams.broker._kafka_libs import find_java, find_kafka_libs
-from streams.broker._probe import kafka_ready
 
 if TYPE_CHECKING:
     from typing import Self  # 3.11+; only in annotations, so the kiosk's Python 3.10 imports this too
@@ -390,22 +391,16 @@ class KafkaBroker:
 
     def _wait_ready(self) -> None:
         assert self._process is not None
-        deadline = time.monotonic() + self._config.ready_timeout_s
-        while True:
-            if self._process.poll() is not None:
-                raise BrokerStartError(
-                    f"kafka exited with code {self._process.returncode} before it was ready; "
-                    f"{self.log_path} ends with:\n{_log_tail(self.log_path)}"
-                )
-            remaining = deadline - time.monotonic()
-            if self._ready(max(0.2, min(2.0, remaining))):
-                return
-            if remaining <= 0:
-                raise BrokerStartError(
-                    f"kafka not ready on {self.bootstrap} after {self._config.ready_timeout_s:.0f}s; "
-                    f"{self.log_path} ends with:\n{_log_tail(self.log_path)}"
-                )
-            time.sleep(0.1)
+        wait_ready(
+            self._process,
+            engine="kafka",
+            bootstrap=self.bootstrap,
+            ready=self._ready,
+            timeout_s=self._config.ready_timeout_s,
+            log_path=self.log_path,
+            probe_s=(0.2, 2.0),
+            poll_s=0.1,
+        )
 
     def _stop_process(self) -> None:
         if self._process is not None:
@@ -430,8 +425,7 @@ class KafkaBroker:
             "log": str(self.log_path),
             "data_dir": str(self.data_dir),
         }
-        _atomic_write(cfg.state_dir / _PID_FILE, f"{self._process.pid}\n")
-        _atomic_write(cfg.state_dir / _STATE_FILE, json.dumps(state, indent=2) + "\n")
+        write_state(cfg.state_dir, self._process.pid, state)
 
 
 def _load_ports(state_dir: Path) -> dict[str, int]:
