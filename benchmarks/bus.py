@@ -3,6 +3,10 @@ per core, and end-to-end latency at a fixed offered load. Prints one JSON line.
 
     .venv/bin/python benchmarks/bus.py [--engine tansu|kafka] [--events 20000] [--rate 1000] [--seconds 10]
 
+A third run seals the same events with one batch signature per ``--batch`` envelopes (a Merkle root, each
+envelope with its inclusion proof: docs/ENVELOPE.md section 3a), which a producer of many events at once can
+use; a consumer verifies the batch's signature once and each envelope's proof.
+
 ``--engine kafka`` runs the same workload on Apache Kafka 4 (KRaft, one node); both report the broker's
 start time (exec to ready; Kafka's first start also formats its log dir) and its resident memory.
 """
@@ -26,6 +30,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from edge_agent.simulator import synthetic_identity_check
 from schemas import IdentityCheck
 from streams import (
+    BatchItem,
     BusSettings,
     ChainState,
     ChainTracker,
@@ -38,6 +43,7 @@ from streams import (
     init_dev_keys,
     parse,
     seal,
+    seal_batch,
     verify_signature,
 )
 from streams.broker import make_local_broker
@@ -92,6 +98,18 @@ def _opener(keyring: Keyring):  # type: ignore[no-untyped-def]
         decode_payload(rec, decrypt(rec, keyring))
 
     return open_one
+
+
+def _seal_batched(msgs: list[IdentityCheck], keyring: Keyring, batch: int) -> list[bytes]:
+    """The same envelopes with one batch signature (a Merkle root) per ``batch`` of them (ENVELOPE.md 3a)."""
+    sk, dk = keyring.signing_key("k1"), keyring.latest_data_key("H1")
+    chains: dict[str, ChainState] = {}
+    out: list[bytes] = []
+    for i in range(0, len(msgs), batch):
+        items = [BatchItem(m, "", "H1", dk) for m in msgs[i : i + batch]]
+        recs, chains = seal_batch(items, signing_key=sk, chains=chains)
+        out.extend(r.SerializeToString() for r in recs)
+    return out
 
 
 def _seal_all(msgs: list[IdentityCheck], keyring: Keyring) -> list[bytes]:
@@ -170,6 +188,7 @@ async def main() -> None:
     ap.add_argument("--rate", type=float, default=1000.0)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--engine", choices=["tansu", "kafka"], default="tansu")
+    ap.add_argument("--batch", type=int, default=256, help="envelopes per batch signature in the batch-signed run")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
     init_dev_keys(tmp / "keys", hospitals=["H1"], kiosks={"k1": "H1"})
@@ -189,7 +208,8 @@ async def main() -> None:
         raise
     with broker:
         settings = BusSettings(bootstrap_servers=broker.bootstrap)
-        specs = [TopicSpec(name=n, key="k", content="bench", partitions=1) for n in ("b.plain", "b.env", "b.lat")]
+        names = ("b.plain", "b.env", "b.batch", "b.lat")
+        specs = [TopicSpec(name=n, key="k", content="bench", partitions=1) for n in names]
         await apply_topics(settings, specs)
 
         t0 = time.perf_counter()
@@ -211,6 +231,18 @@ async def main() -> None:
         for raw in sealed:
             open_one(raw)
         verify_cpu = time.process_time() - t0
+
+        t0 = time.perf_counter()
+        batched = _seal_batched(msgs, keyring, args.batch)
+        batch_seal = time.perf_counter() - t0
+        batch_produce = await _produce(broker.bootstrap, "b.batch", batched)
+        batch_consume = await _consume(broker.bootstrap, "b.batch", len(batched), _opener(keyring))
+        batch_total = batch_seal + batch_produce + batch_consume
+        open_one = _opener(keyring)
+        t0 = time.process_time()
+        for raw in batched:
+            open_one(raw)
+        batch_verify_cpu = time.process_time() - t0
 
         lat = await _latency(broker.bootstrap, "b.lat", keyring, args.rate, args.seconds)
         rss_after = _rss_mib(broker.pid)
@@ -236,6 +268,12 @@ async def main() -> None:
         "enveloped_consume_per_s": round(n / env_consume),
         "verifications_per_s_per_core": round(n / verify_cpu),
         "verify_us": round(verify_cpu / n * 1e6, 1),
+        "batch": args.batch,
+        "batch_signed_events_per_s": round(n / batch_total),
+        "batch_signed_over_plain": round(plain_total / batch_total, 3),
+        "batch_seal_per_s": round(n / batch_seal),
+        "batch_signed_consume_per_s": round(n / batch_consume),
+        "batch_signed_open_us": round(batch_verify_cpu / n * 1e6, 1),
         "offered_rate": args.rate,
         "e2e_events": len(lat),
         "e2e_p50_ms": _pct(lat, 50),

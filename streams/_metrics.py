@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
 
 __all__ = ["BusMetrics", "LagSource", "serve_metrics"]
 
@@ -118,6 +121,23 @@ class BusMetrics:
     def outbox(self, depth: int, oldest_age_s: float) -> None:
         self._outbox_depth.labels(self.service).set(depth)
         self._outbox_age.labels(self.service).set(oldest_age_s)
+
+    def outbox_source(self, source: Callable[[], tuple[int, float]]) -> None:
+        """Read outbox depth and oldest age from ``source`` at every scrape, so the age keeps growing while
+        the sender is stuck (in a send timeout, in backoff) rather than only when it next flushes. A source
+        that fails (an outbox already closed) leaves the last values."""
+        last = [0, 0.0]
+
+        def read(i: int) -> float:
+            try:
+                got = source()
+                last[0], last[1] = got[0], got[1]
+            except Exception as exc:  # a scrape must never fail on it
+                log.debug("outbox depth unavailable at scrape (%s); keeping the last values", exc)
+            return float(last[i])
+
+        self._outbox_depth.labels(self.service).set_function(lambda: read(0))
+        self._outbox_age.labels(self.service).set_function(lambda: read(1))
 
     def add_lag_source(self, source: LagSource) -> None:
         self._lag.add(source)

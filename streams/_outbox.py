@@ -165,6 +165,14 @@ class Outbox:
             cur = self._db.execute("SELECT id, topic, key, value, created_ns FROM outbox ORDER BY id LIMIT ?", (limit,))
             return [OutboxRow(r[0], r[1], r[2], r[3], r[4]) for r in cur.fetchall()]
 
+    def pending_with_depth(self, limit: int = 500) -> tuple[list[OutboxRow], int, float]:
+        """``pending(limit)`` plus ``depth()`` in one call (one thread hop for an asyncio sender)."""
+        rows = self.pending(limit)
+        with self._lock:
+            count = self._count
+        oldest = rows[0].created_ns if rows else None
+        return rows, int(count), (time.time_ns() - oldest) / 1e9 if oldest else 0.0
+
     def ack(self, ids: Sequence[int]) -> None:
         """Delete messages the broker acknowledged."""
         if not ids:

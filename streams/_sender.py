@@ -130,6 +130,7 @@ class OutboxSender:
         self._outbox = outbox
         self._settings = settings
         self._metrics = metrics
+        metrics.outbox_source(outbox.depth)
         self._batch = batch
         self._idle_s = idle_s
         self._max_backoff_s = max_backoff_s
@@ -167,8 +168,7 @@ class OutboxSender:
 
     async def flush_once(self) -> int:
         """Send one batch; returns how many messages were acknowledged (raises on failure)."""
-        rows = await asyncio.to_thread(self._outbox.pending, self._batch)
-        depth, age = await asyncio.to_thread(self._outbox.depth)
+        rows, depth, age = await asyncio.to_thread(self._outbox.pending_with_depth, self._batch)
         self._metrics.outbox(depth, age)
         if not rows:
             return 0

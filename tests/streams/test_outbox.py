@@ -82,3 +82,22 @@ async def test_sender_delivers_in_order_and_empties_the_outbox(
     finally:
         await consumer.stop()
     assert seqs == list(range(1, 301))
+
+
+async def test_outbox_age_is_read_at_scrape_time_even_while_the_sender_is_stuck(
+    keyring: Keyring, settings: BusSettings, tmp_path: Path
+) -> None:
+    """The age gauge used to move only when the sender next flushed (up to a 15 s send timeout later), so the
+    stale-outbox alert fired late. It is read from the outbox at every scrape; a closed outbox never breaks one."""
+    box = Outbox(tmp_path / "o.db", signing_key=keyring.signing_key("k1"))
+    metrics = BusMetrics("test-age")
+    OutboxSender(box, settings.model_copy(update={"bootstrap_servers": "127.0.0.1:9"}), metrics)  # never started
+    assert metrics.value("medkiosk_outbox_depth") == 0
+    box.put([_req("t", 0), _req("t", 1)])
+    first = metrics.value("medkiosk_outbox_oldest_age_seconds")
+    await asyncio.sleep(0.3)
+    later = metrics.value("medkiosk_outbox_oldest_age_seconds")
+    assert metrics.value("medkiosk_outbox_depth") == 2
+    assert later >= first + 0.25
+    box.close()
+    assert metrics.value("medkiosk_outbox_depth") == 2  # the last values, no exception
