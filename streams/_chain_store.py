@@ -11,6 +11,7 @@ one atomic step.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import struct
 import threading
@@ -18,9 +19,14 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from streams._chain import ChainLink
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
-__all__ = ["ChainStore"]
+from streams._chain import ChainLink, ChainTracker
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ChainStore", "resume_at_stored"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chain_links (
@@ -140,3 +146,36 @@ class ChainStore:
             if not self._closed:
                 self._closed = True
                 self._db.close()
+
+
+async def resume_at_stored(
+    consumer: AIOKafkaConsumer,
+    assigned: Iterable[TopicPartition],
+    stored: Mapping[tuple[str, int], int],
+    chain: ChainTracker,
+    worker: str,
+) -> list[tuple[str, str]]:
+    """Start each newly assigned partition right after the last record the stored chain state reflects.
+
+    Where the group has committed past our stored offset (another member processed the partition since), our
+    chain links fed from it are stale: they are dropped from ``chain`` and returned (to be deleted from the
+    store with the next batch) and the partition starts at the group's offset."""
+    forgotten: list[tuple[str, str]] = []
+    for tp in assigned:
+        offset = stored.get((tp.topic, tp.partition))
+        if offset is None:
+            continue
+        try:
+            committed = await consumer.committed(tp)
+        except KafkaError:
+            committed = None
+        if committed is not None and committed > offset:
+            gone = chain.forget_source(f"{tp.topic}/{tp.partition}")
+            forgotten.extend(gone)
+            log.warning(
+                "%s: %s[%d] was processed elsewhere up to %d (ours: %d); dropped %d stale chain links",
+                worker, tp.topic, tp.partition, committed, offset, len(gone),
+            )  # fmt: skip
+            continue
+        consumer.seek(tp, offset)
+    return forgotten

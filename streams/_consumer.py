@@ -28,7 +28,7 @@ from google.protobuf.message import Message
 
 from schemas import MedicalRecord
 from streams._chain import ChainLink, ChainTracker
-from streams._chain_store import ChainStore
+from streams._chain_store import ChainStore, resume_at_stored
 from streams._dlq import DeadLetterLimits, DeadLetterSink, RejectLog
 from streams._envelope import EnvelopeLimits
 from streams._errors import EnvelopeRejected
@@ -179,29 +179,9 @@ class EnvelopeConsumer:
         self._newly_assigned.extend(assigned)
         if consumer is None or not self._stored_offsets:
             return
-        for tp in assigned:
-            stored = self._stored_offsets.get((tp.topic, tp.partition))
-            if stored is None:
-                continue
-            try:
-                committed = await consumer.committed(tp)
-            except KafkaError:
-                committed = None
-            if committed is not None and committed > stored:
-                # Another member of the group moved past us: our links for this partition are stale.
-                gone = self.chain.forget_source(f"{tp.topic}/{tp.partition}")
-                self._forgotten.extend(gone)
-                log.warning(
-                    "%s: %s[%d] was processed elsewhere up to %d (ours: %d); dropped %d stale chain links",
-                    self.config.worker,
-                    tp.topic,
-                    tp.partition,
-                    committed,
-                    stored,
-                    len(gone),
-                )
-                continue
-            consumer.seek(tp, stored)
+        self._forgotten.extend(
+            await resume_at_stored(consumer, assigned, self._stored_offsets, self.chain, self.config.worker)
+        )
 
     def assignment(self) -> set[TopicPartition]:
         """The partitions this consumer holds now (empty before it has joined its group)."""

@@ -36,6 +36,7 @@ from cloud_workers.hospital._spec_schemas import DEAD_LETTER_SCHEMA, envelope_sc
 from cloud_workers.hospital._verdict import Accepted, Duplicate, EnvelopeDecoder, Rejected, Verdict, internal_error
 from schemas import RejectReason
 from streams import DLQ, BusMetrics, BusSettings, ChainStore, EnvelopeRejected, Keyring
+from streams._chain_store import resume_at_stored
 from streams._dlq import dead_letter_for
 
 __all__ = ["Outcome", "Sink", "VerifiedSubscriber", "VerifiedSubscriberConfig", "kafka_broker"]
@@ -242,19 +243,9 @@ class VerifiedSubscriber:
         consumer = getattr(self.endpoint, "consumer", None)
         if not isinstance(consumer, AIOKafkaConsumer) or not self._stored_offsets:
             return
-        for tp in assigned:
-            stored = self._stored_offsets.get((tp.topic, tp.partition))
-            if stored is None:
-                continue
-            try:
-                committed = await consumer.committed(tp)
-            except KafkaError:
-                committed = None
-            if committed is not None and committed > stored:
-                # Another member of the group moved past us: our links fed from this partition are stale.
-                self._forgotten += self.decoder.chain.forget_source(f"{tp.topic}/{tp.partition}")
-                continue
-            consumer.seek(tp, stored)
+        self._forgotten += await resume_at_stored(
+            consumer, assigned, self._stored_offsets, self.decoder.chain, self.config.worker
+        )
 
     async def settle(self, verdict: Verdict) -> Outcome:
         """Bring ``verdict`` to its one outcome; never raises (except on cancellation)."""
