@@ -20,7 +20,7 @@ client=${KAFKA_CLIENT_PROPERTIES:-/tmp/kafka/client.properties}
 user=$(cat "$creds/username")
 password=$(cat "$creds/password")
 case "$user$password" in
-    *[\"\\,=\[\]\ ]* | "")
+    *[\"\\,=\[\]\ ]* | "$user" | "$password")
         echo "compose-kafka: the admin's username and password may not be empty nor hold quotes, backslashes, spaces, , = [ ]" >&2
         exit 1
         ;;

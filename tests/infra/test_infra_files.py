@@ -800,3 +800,27 @@ def test_k8s_scale_in_and_privacy_settings() -> None:
     lag = next(t for t in scaled["spec"]["triggers"] if t["type"] == "kafka")
     ref = auth[lag["authenticationRef"]["name"]]
     assert {p["parameter"] for p in ref["spec"]["secretTargetRef"]} >= {"sasl", "username", "password", "tls", "ca"}
+
+
+@pytest.mark.parametrize("password", ['with"quote', "with space", "a,b", ""])
+def test_compose_kafka_script_refuses_credentials_it_cannot_quote(tmp_path: Path, password: str) -> None:
+    """The broker's script writes the admin's password into JAAS and --add-scram: it refuses what would break
+    out of them, before it formats or starts anything."""
+    if shutil.which("sh") is None:
+        pytest.skip("needs a POSIX shell")
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "username").write_text("admin")
+    (creds / "password").write_text(password)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "MEDKIOSK_KAFKA_ADMIN_DIR": str(creds),
+        "KAFKA_BIN": str(tmp_path / "no-such-bin"),
+        "KAFKA_PROPERTIES_FILE": str(tmp_path / "server.properties"),
+        "KAFKA_CLIENT_PROPERTIES": str(tmp_path / "client.properties"),
+        "CLUSTER_ID": "x",
+    }
+    script = INFRA / "kafka" / "compose-kafka.sh"
+    proc = subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True, timeout=30, check=False)
+    assert proc.returncode == 1 and "may not" in proc.stderr
+    assert not (tmp_path / "server.properties").exists()
