@@ -28,7 +28,7 @@ from streams import AUDIT, BatchItem, BusSettings, ChainState, SealRequest, seal
 from streams._catalog import GATEWAY_CHAINS
 from streams._chain import ChainLink
 from streams._keys import SigningKey
-from streams._sender import make_transactional_producer
+from streams._sender import make_transactional_producer, send_rows
 
 __all__ = ["ChainStateTopic", "TransactionalOutput"]
 
@@ -190,17 +190,14 @@ class TransactionalOutput:
             sealed.append((req.key, rec.SerializeToString()))
         await producer.begin_transaction()
         try:
-            futures = [await producer.send(topic, value, key=key) for topic, key, value in raw]
-            futures += [await producer.send(AUDIT.name, value, key=key) for key, value in sealed]
-            futures += [
-                await producer.send(self._state_topic, _encode(link), key=_link_key(link.producer_id, link.stream))
-                for link in links
-            ]
+            rows: list[tuple[str, bytes | None, bytes]] = list(raw)
+            rows += [(AUDIT.name, key, value) for key, value in sealed]
+            rows += [(self._state_topic, _link_key(link.producer_id, link.stream), _encode(link)) for link in links]
             if sealed:
                 me = f"audit\x1f{self._signing_key.producer_id}".encode()
                 state = json.dumps({"seq": chain.seq, "prev_hash": chain.prev_hash.hex()}).encode()
-                futures.append(await producer.send(self._state_topic, state, key=me))
-            await asyncio.gather(*futures)
+                rows.append((self._state_topic, me, state))
+            await asyncio.gather(*(future for future, _ in await send_rows(producer, rows)))
             await producer.send_offsets_to_transaction(
                 {TopicPartition(t, p): OffsetAndMetadata(o, "") for (t, p), o in offsets.items()}, self._group_id
             )
