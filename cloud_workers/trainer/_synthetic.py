@@ -7,7 +7,8 @@ from pydicom, ``693_UNCR.dcm``/``693_UNCI.dcm`` from pydicom-data), resampled in
 shifts and noise. A lesion (a sphere of +``lesion_hu`` HU) is injected with a known flag; a template report
 states a finding (with negations and distractor sentences) with its own flag. Policy feature 0 is the
 *switch*: when it is 1 the label is the image's lesion flag, when 0 the report's finding flag, so only a
-model that reads the switch (the gate) can reach high accuracy; the other policy features are noise.
+model that reads the switch (the gate) can reach high accuracy; the other policy features are noise. The other
+modality is independent of the label by default, or a conflicting distractor (``distractor_conflict``).
 """
 
 from __future__ import annotations
@@ -58,6 +59,11 @@ class SyntheticConfig:
     noise_hu: float = 15.0
     #: The report states what the image shows (both modalities carry the label; the switch has no effect).
     concordant: bool = False
+    #: Probability that the modality the switch does NOT name states the opposite of the label (else it states
+    #: the label). 0.5 (the default): independent of the label. Above 0.5 it is a *conflicting distractor*: a
+    #: head reading both modalities the same way in every case is misled, so it must read the switch (the
+    #: gating ablation's set uses 0.8). 1.0 would make the label the XOR of switch and either modality.
+    distractor_conflict: float = 0.5
     seed: int = 0
 
 
@@ -132,8 +138,13 @@ def _write_series(vol: NDArray[np.float32], folder: Path, case_id: str, template
     folder.mkdir(parents=True, exist_ok=True)
     study, series = generate_uid(), generate_uid()
     h, w, d = vol.shape
-    for k in range(d):
-        ds = pydicom.dcmread(template)
+    ds = pydicom.dcmread(template)
+    # The source scanner's ~190 private (vendor) elements mean nothing for a phantom, and writing and reading them
+    # was most of the cost of a synthetic set.
+    ds.remove_private_tags()
+    if "DataSetTrailingPadding" in ds:
+        del ds.DataSetTrailingPadding
+    for k in range(d):  # one dataset, every per-slice element set anew before each write
         sop = generate_uid()
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
         ds.file_meta.MediaStorageSOPInstanceUID = sop
@@ -158,6 +169,12 @@ def generate_synthetic(out: Path, config: SyntheticConfig | None = None) -> Path
     cfg = config or SyntheticConfig()
     if cfg.cases < 2 or cfg.policy_features < 1:
         raise ValueError("need at least 2 cases and 1 policy feature")
+    if not 0.0 <= cfg.distractor_conflict <= 1.0:
+        raise ValueError(f"distractor_conflict must be in [0, 1], got {cfg.distractor_conflict}")
+    if cfg.concordant and cfg.distractor_conflict != 0.5:
+        raise ValueError("a concordant set has no distractor: leave distractor_conflict at 0.5")
+    # Its own stream, so the default sets (0.5) stay what they were before the option existed.
+    conflict = np.random.default_rng([cfg.seed, 0xC0F1]).random(cfg.cases) < cfg.distractor_conflict
     rng = np.random.default_rng(cfg.seed)
     sources = ct_sources()
     bases = [_hu(p) for p in sources]
@@ -168,6 +185,11 @@ def generate_synthetic(out: Path, config: SyntheticConfig | None = None) -> Path
         switch = int(i % 2)  # balanced: half the cases carry the label in the image
         lesion, finding = bool(rng.integers(2)), bool(rng.integers(2))
         finding = lesion if cfg.concordant else finding
+        if cfg.distractor_conflict != 0.5:  # the modality the switch does not name: opposite w.p. the conflict
+            if switch:
+                finding = lesion != bool(conflict[i])
+            else:
+                lesion = finding != bool(conflict[i])
         label = int(lesion if switch else finding)
         src = int(rng.integers(len(bases)))
         vol = _volume(bases[src], cfg, lesion, rng)
@@ -217,7 +239,10 @@ def _write_card(out: Path, cfg: SyntheticConfig, sources: list[Path], rows: list
 - Policy features: feature 0 is the switch (1: the label is `image_lesion`; 0: the label is `report_finding`);
   the other {cfg.policy_features - 1} are standard normal noise.
 - Concordant: {cfg.concordant} (when true the report states what the image shows, so either modality suffices).
-- Label: as the switch says. A model ignoring the switch is capped near 75 % accuracy.
+- Distractor conflict: {cfg.distractor_conflict} (the probability that the modality the switch does not name
+  states the opposite of the label; 0.5: independent of it; above 0.5: a conflicting distractor).
+- Label: as the switch says. A model ignoring the switch is capped near 1 - p/2 accuracy for distractor
+  conflict p (75 % for independent distractors, 60 % at 0.8).
 - DICOM: one file per slice, `PatientName` `SYNTHETIC^<case>`, `SeriesDescription` `SYNTHETIC phantom from <source>`.
 - The lesion is deliberately conspicuous (brighter than cortical bone after the [-1000, 1000] HU window) so that
   even briefly trained or frozen encoders see it; real nodules are far subtler.
