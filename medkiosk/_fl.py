@@ -49,7 +49,7 @@ class FlRunOptions:
     min_clients: int | None = None
     deadline_s: float = 30.0
     straggler: str = "drop"
-    mask_fraction: float = 0.3
+    mask_fraction: float = 0.5
     shards: int = 1
     central_noise: float = 0.0
     private: bool = True

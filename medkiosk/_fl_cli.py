@@ -70,8 +70,8 @@ def add_fl_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument(
         "--mask-fraction",
         type=float,
-        default=0.3,
-        help="share of coordinates sent per round (default 0.3, EMA + exploration mask)",
+        default=0.5,
+        help="share of coordinates sent per round (default 0.5, EMA + exploration mask; chosen on validation rows)",
     )
     run.add_argument("--shards", type=int, default=1)
     run.add_argument("--central-noise", type=float, default=0.0, help="central noise multiplier (0: off)")
