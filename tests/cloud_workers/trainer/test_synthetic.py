@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+import pytest
 
 from cloud_workers.trainer import SyntheticConfig, ct_sources, generate_synthetic, make_report
 from streams.multimodal import load_manifest
@@ -69,3 +70,20 @@ def test_generation_is_seeded(tmp_path: Path) -> None:
     np.testing.assert_array_equal(
         _hu(tmp_path / "a" / "dicom" / "case0001"), _hu(tmp_path / "b" / "dicom" / "case0001")
     )
+
+
+def test_a_conflicting_distractor_states_the_opposite_of_the_label(tmp_path: Path) -> None:
+    cfg = SyntheticConfig(cases=40, size=(16, 16, 2), policy_features=1, distractor_conflict=0.8, seed=1)
+    rows = [json.loads(x) for x in generate_synthetic(tmp_path / "c", cfg).read_text().splitlines()]
+    opposite = []
+    for r in rows:
+        named, other = (
+            ("image_lesion", "report_finding") if r["policy"] == [1.0] else ("report_finding", "image_lesion")
+        )
+        assert r["label"] == r[named]
+        opposite.append(r[other] != r["label"])
+    assert 0.65 <= np.mean(opposite) <= 0.95  # 80 % expected
+    assert "Distractor conflict: 0.8" in (tmp_path / "c" / "DATA_CARD.md").read_text()
+    for bad in ({"distractor_conflict": 1.5}, {"concordant": True, "distractor_conflict": 0.8}):
+        with pytest.raises(ValueError):
+            generate_synthetic(tmp_path / "bad", SyntheticConfig(cases=4, **bad))  # type: ignore[arg-type]
