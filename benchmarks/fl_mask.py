@@ -11,6 +11,7 @@ changes nothing measured here). Two models: logistic regression (31 parameters) 
 coverage (share of coordinates sent at least once) and the longest any coordinate went unsent.
 
     .venv/bin/python benchmarks/fl_mask.py [--rounds 20] [--seeds 2] [--hidden 3300]
+        [--standardise secure-sum|per-hospital|pooled]
 """
 
 from __future__ import annotations
@@ -112,12 +113,14 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--hidden", type=int, default=3300)
+    ap.add_argument("--standardise", default=FlTrainingConfig().standardise)
     args = ap.parse_args()
     torch.set_num_threads(1)
     t0 = time.monotonic()
-    out: dict[str, Any] = {"rounds": args.rounds, "hospitals": HOSPITALS, "seeds": args.seeds, "models": {}}
+    out: dict[str, Any] = {"rounds": args.rounds, "hospitals": HOSPITALS, "seeds": args.seeds,
+                           "standardise": args.standardise, "models": {}}  # fmt: skip
     for name, hidden in (("logreg", 0), (f"mlp{args.hidden}", args.hidden)):
-        cfg = dataclasses.replace(FlTrainingConfig(), hidden=hidden)
+        cfg = dataclasses.replace(FlTrainingConfig(), hidden=hidden, standardise=args.standardise)
         rows: dict[str, Any] = {}
         for kind, fraction in (("full", 1.0), ("random-k", 0.01), ("ema-explore", 0.01), ("random-k", 0.1),
                                ("ema-explore", 0.1)):  # fmt: skip
