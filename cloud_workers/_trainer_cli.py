@@ -62,7 +62,8 @@ def _run_defaults(args: argparse.Namespace) -> dict[str, Any]:
 def _synthetic(args: argparse.Namespace) -> int:
     from cloud_workers.trainer import SyntheticConfig, generate_synthetic
 
-    cfg = SyntheticConfig(cases=args.cases, size=tuple(args.size), seed=args.seed, concordant=args.concordant)
+    cfg = SyntheticConfig(cases=args.cases, size=tuple(args.size), seed=args.seed, concordant=args.concordant,
+                          distractor_conflict=args.distractor_conflict)  # fmt: skip
     manifest = generate_synthetic(args.out, cfg)
     print(json.dumps({"manifest": str(manifest), "cases": args.cases, "synthetic": True}))
     return 0
@@ -187,6 +188,9 @@ def add_trainer_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     syn.add_argument("--size", type=_roi, default=(48, 48, 12), help="volume size H,W,D (default 48,48,12)")
     syn.add_argument("--seed", type=int, default=0)
     syn.add_argument("--concordant", action="store_true", help="reports state what the image shows")
+    syn.add_argument("--distractor-conflict", type=float, default=0.5, metavar="P",
+                     help="probability that the modality the switch does not name states the opposite of the label "
+                     "(default 0.5: independent of it; the gating ablation uses 0.8)")  # fmt: skip
     syn.set_defaults(func=_synthetic)
 
     mm = tsub.add_parser(

@@ -13,10 +13,12 @@ from medkiosk.__main__ import main
 
 
 def test_train_synthetic_writes_a_valid_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["train", "synthetic", "--out", str(tmp_path / "syn"), "--cases", "4", "--size", "24,24,4"]) == 0
+    argv = ["train", "synthetic", "--out", str(tmp_path / "syn"), "--cases", "4", "--size", "24,24,4",
+            "--distractor-conflict", "0.8"]  # fmt: skip
+    assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["synthetic"] is True and Path(out["manifest"]).is_file()
-    assert (tmp_path / "syn" / "DATA_CARD.md").is_file()
+    assert "Distractor conflict: 0.8" in (tmp_path / "syn" / "DATA_CARD.md").read_text()
 
 
 def test_train_multimodal_reports_manifest_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
