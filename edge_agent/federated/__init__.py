@@ -12,16 +12,19 @@ from typing import TYPE_CHECKING, Any
 
 from edge_agent.federated._config import FlTrainingConfig
 from edge_agent.federated._data import (
+    STANDARDISE_MODES,
     FederatedSplit,
     HospitalData,
     describe_split,
     dirichlet_split,
+    federation_standardiser,
     label_skew,
     load_breast_cancer_split,
     load_federated_breast_cancer,
     split_counts,
+    standardise_with,
 )
-from edge_agent.federated._trainer import LocalResult, LocalTrainer
+from edge_agent.federated._trainer import FederationStandardised, LocalResult, LocalTrainer
 
 if TYPE_CHECKING:
     from edge_agent.federated._centralized import centralized_baseline, centralized_metrics
@@ -68,10 +71,12 @@ _LAZY = {
 }
 
 __all__ = [
+    "STANDARDISE_MODES",
     "ClientConfig",
     "ClientCore",
     "DpSgdTrainer",
     "FederatedSplit",
+    "FederationStandardised",
     "FlClient",
     "FlTrainingConfig",
     "HospitalData",
@@ -92,6 +97,7 @@ __all__ = [
     "centralized_metrics",
     "describe_split",
     "dirichlet_split",
+    "federation_standardiser",
     "flatten",
     "label_skew",
     "load_breast_cancer_split",
@@ -108,6 +114,7 @@ __all__ = [
     "save_client_state",
     "simulate",
     "split_counts",
+    "standardise_with",
 ]
 
 

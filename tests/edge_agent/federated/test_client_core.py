@@ -10,7 +10,7 @@ import pytest
 
 from edge_agent.federated._client_core import ClientCore, quantize_update
 from edge_agent.federated._trainer import LocalResult
-from schemas import ModelVersion, RoundAnnouncement, StragglerMode
+from schemas import MaskKind, ModelVersion, RoundAnnouncement, StragglerMode
 from streams.federated import (
     EncodeSpec,
     ErrorFeedback,
@@ -58,12 +58,13 @@ def keypair() -> tuple[PublicKey, PrivateKey]:
     return generate_keypair(KEY_BITS)
 
 
-def _ann(round_id: int, mode: int, pub: PublicKey, *, mask_k: int = DIM) -> RoundAnnouncement:
+def _ann(round_id: int, mode: StragglerMode, pub: PublicKey, *, mask_k: int = DIM) -> RoundAnnouncement:
     from streams.federated import key_id, max_values_per_plaintext
 
     return RoundAnnouncement(
         model_name="m", round_id=round_id, model_version=round_id - 1, invited=["c"], min_clients=1, max_clients=4,
-        clip_norm=10.0, quant_bits=16, quant_range=10.0, mask_kind=1, mask_seed=5, mask_k=mask_k,
+        clip_norm=10.0, quant_bits=16, quant_range=10.0, mask_kind=MaskKind.MASK_KIND_RANDOM_K, mask_seed=5,
+        mask_k=mask_k,
         paillier_key_id=key_id(pub), values_per_plaintext=max_values_per_plaintext(KEY_BITS, 16, 4),
         num_params=DIM, num_shards=1, key_bits=KEY_BITS, straggler_mode=mode, staleness_alpha=0.5, max_staleness=2,
     )  # fmt: skip
@@ -94,7 +95,7 @@ def test_quantize_update_is_client_encode_without_the_encryption(keypair: tuple[
 
 @pytest.mark.parametrize("mode", [StragglerMode.STRAGGLER_MODE_DROP, StragglerMode.STRAGGLER_MODE_FOLD])
 def test_a_late_round_is_dropped_or_folded_with_its_staleness_weight(
-    keypair: tuple[PublicKey, PrivateKey], mode: int
+    keypair: tuple[PublicKey, PrivateKey], mode: StragglerMode
 ) -> None:
     pub, _ = keypair
     u = np.linspace(-1.0, 1.0, DIM)

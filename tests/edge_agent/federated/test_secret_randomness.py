@@ -35,7 +35,7 @@ def _ann(round_id: int, trainer: DpSgdTrainer, **policy: float) -> RoundAnnounce
         mask_k=10, paillier_key_id="k", values_per_plaintext=max_values_per_plaintext(KEY_BITS, 16, 4),
         num_params=trainer.num_params, num_shards=1, key_bits=KEY_BITS,
         straggler_mode=StragglerMode.STRAGGLER_MODE_DROP, noise_std=0.05,
-        dp_policy=DpPolicy(max_steps_per_round=trainer.steps_per_round, **dp),  # type: ignore[arg-type]
+        dp_policy=DpPolicy(max_steps_per_round=trainer.steps_per_round, **dp),
     )  # fmt: skip
 
 
