@@ -7,6 +7,7 @@ import time
 from collections.abc import Mapping
 
 import numpy as np
+from aiokafka.structs import ConsumerRecord
 from numpy.typing import NDArray
 
 from cloud_workers.federated._coordinator_config import CoordinatorConfig
@@ -32,6 +33,7 @@ from streams import (
     LogEvent,
     Reassembler,
 )
+from streams.federated import ChunkRecords
 
 __all__ = ["Coordinator"]
 
@@ -63,6 +65,7 @@ class Coordinator(FlRole):
         ids: FlIdentities | None = None,
         chunk_size: int = 256 * 1024,
         hold_at: str | None = None,
+        chunk_ttl_s: float = 600.0,
     ) -> None:
         super().__init__(
             ids.coordinator if ids else "fl-coordinator",
@@ -76,7 +79,8 @@ class Coordinator(FlRole):
         self.state = CoordinatorState(config, initial_params)
         self._chunk_size = chunk_size
         self._key = config.model_name.encode()
-        self._reassembler = Reassembler()
+        self._model_chunks: ChunkRecords[ConsumerRecord[bytes, bytes]] = ChunkRecords("model version")
+        self._reassembler = Reassembler(ttl_s=chunk_ttl_s, on_incomplete=self._model_chunks.on_incomplete)
         base = settings.state_dir / self.ids.coordinator
         self.rounds_out = Publisher(base / "rounds.db", self.ids.coordinator, settings, keyring, metrics)
         self.models_out = Publisher(base / "models.db", self.ids.models, settings, keyring, metrics)
@@ -112,8 +116,10 @@ class Coordinator(FlRole):
         elif topic == self.topics.models:
             check_producer(event, self.keyring, {self.ids.models}, "model versions")
             if isinstance(msg, Chunk) and msg.payload_schema == _MODEL_SCHEMA:
+                self._model_chunks.note(bytes(msg.payload_id), event.envelope.producer_id, event.record)
                 assembled = self._reassembler.add(msg)
                 if assembled is not None:
+                    self._model_chunks.done(assembled.payload_id)
                     mv = ModelVersion.FromString(assembled.payload)
                     if not mv.model_name:
                         raise EnvelopeRejected(
@@ -162,7 +168,15 @@ class Coordinator(FlRole):
             self.models_out.chunked(self.topics.models, self._key, mv, chunk_size=self._chunk_size)
         )
 
+    async def _dead_letter_incomplete(self) -> None:
+        """Every chunk of a model version given up on incomplete goes to the dead-letter topic."""
+        for lost in self._model_chunks.given_up():
+            exc = EnvelopeRejected(RejectReason.REJECT_REASON_CHUNK_INVALID, lost.detail, producer_id=lost.producer_id)
+            for record in lost.records:
+                await self.reader.reject(record, exc)
+
     async def act(self) -> None:
+        await self._dead_letter_incomplete()
         state = self.state
         if (mv := state.initial_model_due()) is not None:
             await self._publish_model(mv)

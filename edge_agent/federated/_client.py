@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from aiokafka.structs import ConsumerRecord
 from numpy.typing import NDArray
 
 from edge_agent.federated._client_core import ClientCore
@@ -46,6 +47,7 @@ from streams import (
 )
 from streams.federated import (
     STATS_ROUND,
+    ChunkRecords,
     ObfuscatorPool,
     PublicKey,
     RoundSpec,
@@ -79,6 +81,8 @@ class ClientConfig:
     delays: Mapping[int, float] = field(default_factory=dict)
     #: Test hook: ``before_put:<round>`` or ``after_put:<round>`` makes the client stop there until killed.
     hold_at: str | None = None
+    #: Seconds a chunked model version may stay incomplete before its chunks are dead-lettered.
+    chunk_ttl_s: float = 600.0
 
 
 def _decode_weights(mv: ModelVersion) -> NDArray[np.float64]:
@@ -113,7 +117,8 @@ class FlClient:
         self.sender = OutboxSender(self.outbox, settings, metrics)
         self.pool = ObfuscatorPool(public_key)
         self._filling: Any = None
-        self._reassembler = Reassembler()
+        self._model_chunks: ChunkRecords[ConsumerRecord[bytes, bytes]] = ChunkRecords("model version")
+        self._reassembler = Reassembler(ttl_s=config.chunk_ttl_s, on_incomplete=self._model_chunks.on_incomplete)
         self.announcement: RoundAnnouncement | None = None
         self.ready = False
         self.rounds_sent = 0
@@ -160,6 +165,10 @@ class FlClient:
                 else EnvelopeRejected(RejectReason.REJECT_REASON_MALFORMED, str(exc))
             )
             await self.reader.reject(event.record, rej)
+        for lost in self._model_chunks.given_up():  # a model version given up incomplete: every chunk it had
+            why = EnvelopeRejected(RejectReason.REJECT_REASON_CHUNK_INVALID, lost.detail, producer_id=lost.producer_id)
+            for record in lost.records:
+                await self.reader.reject(record, why)
 
     def _on_event(self, event: LogEvent) -> None:
         env, msg, topics = event.envelope, event.message, self.config.topics
@@ -179,7 +188,10 @@ class FlClient:
                 raise EnvelopeRejected(RejectReason.REJECT_REASON_UNAUTHORIZED, f"{env.producer_id} may not publish")
             mv = msg if isinstance(msg, ModelVersion) else None
             if isinstance(msg, Chunk) and msg.payload_schema == _MODEL_SCHEMA:
+                self._model_chunks.note(bytes(msg.payload_id), env.producer_id, event.record)
                 assembled = self._reassembler.add(msg)
+                if assembled is not None:
+                    self._model_chunks.done(assembled.payload_id)
                 mv = ModelVersion.FromString(assembled.payload) if assembled is not None else None
             if mv is not None and not mv.model_name:
                 raise EnvelopeRejected(RejectReason.REJECT_REASON_MALFORMED, "a model version names no model")

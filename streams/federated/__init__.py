@@ -11,6 +11,7 @@ error feedback for the rest. DP accounting uses opacus's RDP accountant. Round 0
 round (``_moments``): exact secure sums of every hospital's feature moments, for a federation-wide standardiser.
 """
 
+from streams.federated._chunk_records import ChunkRecords, LostPayload
 from streams.federated._dp import (
     OPACUS_DEFAULT_ORDERS,
     RDP_ORDERS,
@@ -121,9 +122,11 @@ __all__ = [
     "RDP_ORDERS",
     "STATS_QUANT_RANGE",
     "STATS_ROUND",
+    "ChunkRecords",
     "EncodeSpec",
     "EncryptedAccumulator",
     "ErrorFeedback",
+    "LostPayload",
     "ObfuscatorPool",
     "PackedAccumulator",
     "PackingOverflow",

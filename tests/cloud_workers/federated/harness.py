@@ -188,6 +188,7 @@ class Harness:
         cfg = ClientConfig(
             client_id=cid, hospital_id=CLIENTS[cid], model_name=self.model, secret=secret_of(cid), topics=self.topics,
             delays=dict(delays or {}), chunk_size=kw.pop("chunk_size", 96), hold_at=kw.pop("hold_at", None),
+            chunk_ttl_s=kw.pop("chunk_ttl_s", 600.0),
         )  # fmt: skip
         return FlClient(cfg, trainer, self.keys.public_key, self.settings(cid), self.keyring(cid), BusMetrics(cid))
 
