@@ -5,6 +5,13 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# One setup at a time per checkout: a second `make setup` (another shell, a test run) waits for the first.
+mkdir -p .medkiosk
+if command -v flock >/dev/null 2>&1; then
+    exec 9>.medkiosk/setup.lock
+    flock 9
+fi
+
 PY="${PYTHON:-}"
 if [ -z "$PY" ]; then
     for candidate in python3.11 python3; do
