@@ -131,7 +131,9 @@ def test_prometheus_sees_the_fleet_and_alerts_on_an_outage(tmp_path: Path) -> No
         kiosks_per_hospital=1,
         rate_hz=2,
         duration_s=70,
-        storage="s3",
+        # Apache Kafka: its log dir survives the outage. On Tansu's S3 store, fetches stall (the broker bug the
+        # outage drills document), the Kafka-native registry then loses every heartbeat and Prometheus its targets.
+        engine="kafka",
         outage=(30, 26),
         state_dir=tmp_path / "up",
         kiosk_mode="edge",
