@@ -160,9 +160,25 @@ def seal(
     """Encrypt (when ``data_key`` is given), sign and chain ``message`` in the producer's ``stream`` (by
     convention the topic it is published to); returns the envelope and that stream's next chain state.
     Pure apart from the random nonce."""
+    now = time.time_ns() if timestamp_ns is None else timestamp_ns
+    rec, digest = _unsigned(message, signing_key, chain, hospital_id, data_key, now, stream)
+    rec.signature.r, rec.signature.s = _sign_digest(signing_key, digest)
+    return rec, ChainState(rec.seq, envelope_hash(rec))
+
+
+def _unsigned(
+    message: Message,
+    signing_key: SigningKey,
+    chain: ChainState,
+    hospital_id: str,
+    data_key: DataKey | None,
+    timestamp_ns: int,
+    stream: str,
+) -> tuple[MedicalRecord, bytes]:
+    """The envelope of ``message``, chained and encrypted but not yet signed, and its signed digest."""
     rec = MedicalRecord(
         hospital_id=hospital_id,
-        timestamp=time.time_ns() if timestamp_ns is None else timestamp_ns,
+        timestamp=timestamp_ns,
         producer_id=signing_key.producer_id,
         seq=chain.seq + 1,
         key_id=data_key.key_id if data_key else "",
@@ -179,8 +195,7 @@ def seal(
         rec.encrypted_data = nonce + AESGCM(data_key.key).encrypt(nonce, payload, header)
     else:
         rec.encrypted_data = payload
-    rec.signature.r, rec.signature.s = _sign_digest(signing_key, _signed_digest(header, rec.encrypted_data))
-    return rec, ChainState(rec.seq, envelope_hash(rec))
+    return rec, _signed_digest(header, rec.encrypted_data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,26 +228,7 @@ def seal_batch(
         leaves: list[bytes] = []
         for item in part:
             chain = chains.get(item.stream, ChainState())
-            rec = MedicalRecord(
-                hospital_id=item.hospital_id,
-                timestamp=now,
-                producer_id=signing_key.producer_id,
-                seq=chain.seq + 1,
-                key_id=item.data_key.key_id if item.data_key else "",
-                schema=item.message.DESCRIPTOR.full_name,
-                prev_hash=chain.prev_hash,
-                encryption=Encryption.ENCRYPTION_AES256_GCM if item.data_key else Encryption.ENCRYPTION_NONE,
-                stream=item.stream,
-            )
-            rec.signature.v = signing_key.version
-            header = header_bytes(rec)
-            payload = item.message.SerializeToString(deterministic=True)
-            if item.data_key is not None:
-                nonce = os.urandom(_NONCE)
-                rec.encrypted_data = nonce + AESGCM(item.data_key.key).encrypt(nonce, payload, header)
-            else:
-                rec.encrypted_data = payload
-            digest = _signed_digest(header, rec.encrypted_data)
+            rec, digest = _unsigned(item.message, signing_key, chain, item.hospital_id, item.data_key, now, item.stream)
             # The identity of a batch-signed envelope is its signed digest (see ``envelope_hash``).
             chains[item.stream] = ChainState(rec.seq, digest)
             recs.append(rec)

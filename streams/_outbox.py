@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from google.protobuf.message import Message
 
+from schemas import MedicalRecord
 from streams._envelope import BatchItem, ChainState, seal, seal_batch
 from streams._keys import DataKey, SigningKey
 
@@ -110,24 +111,24 @@ class Outbox:
             chains = dict(self._chains)
             rows: list[tuple[str, bytes, bytes, int]] = []
             seqs: list[int] = []
-            if self.batch_sign and requests:
-                assert self._signing_key is not None
+            recs: list[MedicalRecord] = []
+            key = self._signing_key
+            if key is not None and self.batch_sign:
                 items = [BatchItem(req.message, req.topic, req.hospital_id, req.data_key) for req in requests]
-                recs, chains = seal_batch(items, signing_key=self._signing_key, chains=chains, timestamp_ns=now)
-                for req, rec in zip(requests, recs, strict=True):
-                    rows.append((req.topic, req.key, rec.SerializeToString(), now))
-                    seqs.append(rec.seq)
-            for req in requests if not self.batch_sign else ():
-                assert self._signing_key is not None
-                rec, chains[req.topic] = seal(
-                    req.message,
-                    signing_key=self._signing_key,
-                    chain=chains.get(req.topic, ChainState()),
-                    hospital_id=req.hospital_id,
-                    data_key=req.data_key,
-                    timestamp_ns=now,
-                    stream=req.topic,
-                )
+                recs, chains = seal_batch(items, signing_key=key, chains=chains, timestamp_ns=now)
+            elif key is not None:
+                for req in requests:
+                    rec, chains[req.topic] = seal(
+                        req.message,
+                        signing_key=key,
+                        chain=chains.get(req.topic, ChainState()),
+                        hospital_id=req.hospital_id,
+                        data_key=req.data_key,
+                        timestamp_ns=now,
+                        stream=req.topic,
+                    )
+                    recs.append(rec)
+            for req, rec in zip(requests, recs, strict=True):
                 rows.append((req.topic, req.key, rec.SerializeToString(), now))
                 seqs.append(rec.seq)
             rows.extend((topic, key, value, now) for topic, key, value in raw)

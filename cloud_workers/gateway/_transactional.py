@@ -175,19 +175,20 @@ class TransactionalOutput:
         assert self._producer is not None, "start() first"
         producer = self._producer
         chain = self.audit_chain
-        sealed: list[tuple[bytes, bytes]] = []
         requests = list(audits)
         if self.batch_sign and requests:
             items = [BatchItem(req.message, AUDIT.name, req.hospital_id, req.data_key) for req in requests]
             recs, chains = seal_batch(items, signing_key=self._signing_key, chains={AUDIT.name: chain})
             chain = chains[AUDIT.name]
-            sealed = [(req.key, rec.SerializeToString()) for req, rec in zip(requests, recs, strict=True)]
-        for req in requests if not self.batch_sign else ():
-            rec, chain = seal(
-                req.message, signing_key=self._signing_key, chain=chain, hospital_id=req.hospital_id,
-                data_key=req.data_key, stream=AUDIT.name,
-            )  # fmt: skip
-            sealed.append((req.key, rec.SerializeToString()))
+        else:
+            recs = []
+            for req in requests:
+                rec, chain = seal(
+                    req.message, signing_key=self._signing_key, chain=chain, hospital_id=req.hospital_id,
+                    data_key=req.data_key, stream=AUDIT.name,
+                )  # fmt: skip
+                recs.append(rec)
+        sealed = [(req.key, rec.SerializeToString()) for req, rec in zip(requests, recs, strict=True)]
         await producer.begin_transaction()
         try:
             rows: list[tuple[str, bytes | None, bytes]] = list(raw)
